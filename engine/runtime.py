@@ -1,0 +1,615 @@
+"""The runtime: start cases, fire events, sweep due timers, run calendar schedules, move simulated time.
+
+Every change happens in one database transaction: load the case (row-locked
+on PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), check the
+event, the actor's roles and the guards, apply the transition through the
+lifecycle's shared state machine, bump the version, append a history row,
+cancel the timers and close the tasks of the state left, arm the timers and
+open the tasks of the state entered, and queue outbox rows. A refusal raises
+a typed error inside the transaction, so nothing is saved.
+
+Timers are rows. A sweep claims due rows with a lease (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL) and fires each through the same path as a person,
+as the system actor, recording the timer id on the history row, which is
+unique: a timer can fire at most once even if two workers race. A crashed
+worker's claims return to the pool when their lease ends.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from .actors import SYSTEM_ACTOR, Actor
+from .calendar import calendar_for
+from .clock import Clock, SimulatedClock, SystemClock, require_aware
+from .db import Database
+from .definition import Ctx, Transition, Workflow, run_guards
+from .errors import (
+    Conflict,
+    EventNotAllowed,
+    Forbidden,
+    NotFound,
+    PartnerflowError,
+    StaleVersion,
+    ValidationError,
+)
+from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User
+from .recipients import resolve
+from .registry import Registry, default_registry
+
+log = logging.getLogger("partnerflow.runtime")
+
+I = Instance.__table__
+H = History.__table__
+TM = Timer.__table__
+TK = Task.__table__
+OB = Outbox.__table__
+P = Partner.__table__
+U = User.__table__
+SC = Schedule.__table__
+
+MAX_TIMER_ATTEMPTS = 5
+
+
+def clock_from_env(db: Database) -> Clock:
+    """`PARTNERFLOW_CLOCK=simulated` selects the shared simulated clock; anything else the wall clock."""
+    kind = (os.environ.get("PARTNERFLOW_CLOCK") or "system").strip().lower()
+    if kind == "simulated":
+        return SimulatedClock(db)
+    if kind in ("system", "wall", "real", ""):
+        return SystemClock()
+    raise ValidationError("PARTNERFLOW_CLOCK", f"unknown clock {kind!r}; use 'system' or 'simulated'")
+
+
+@dataclass
+class SweepResult:
+    claimed: int = 0
+    fired: int = 0
+    obsolete: int = 0
+    failed: int = 0
+    recovered: int = 0
+    #: Second firings refused by the unique timer id on history (should stay 0).
+    duplicates: int = 0
+
+    def __iadd__(self, other: "SweepResult"):
+        for name in ("claimed", "fired", "obsolete", "failed", "recovered", "duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+@dataclass
+class AdvanceResult:
+    start: datetime
+    end: datetime
+    timers_fired: int = 0
+    timers_obsolete: int = 0
+    timers_failed: int = 0
+    schedules_run: int = 0
+    steps: list = field(default_factory=list)
+
+
+class Runtime:
+    """One per process: the database, the clock and the registry of lifecycles."""
+
+    def __init__(self, db: Database | None = None, clock: Clock | None = None, registry: Registry | None = None,
+                 *, worker_id: str | None = None, lease: timedelta = timedelta(seconds=60)):
+        self.db = db or Database()
+        self.clock = clock or clock_from_env(self.db)
+        self.registry = registry or default_registry()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = lease
+
+    # ------------------------------------------------------------------ time
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # ---------------------------------------------------------------- actors
+    def actor(self, login: str) -> Actor:
+        """The actor for a user login (``system`` is the built-in system actor)."""
+        if login == SYSTEM_ACTOR.login:
+            return SYSTEM_ACTOR
+        with self.db.read() as conn:
+            row = conn.execute(select(U).where(U.c.login == login)).first()
+        if row is None:
+            raise NotFound(f"no user with login {login!r}")
+        if not row.active:
+            raise Forbidden(f"user {login!r} is deactivated")
+        data = row.data or {}
+        return Actor(login=row.login, roles=frozenset(row.roles or []), partner_id=row.partner_id, name=row.name,
+                     email=row.email, locale=row.locale or "en", timezone=row.timezone,
+                     delegate_of=frozenset(data.get("delegate_of") or []))
+
+    # ------------------------------------------------------------ public API
+    def start(self, workflow: str, data: dict | None, actor: Actor, comment: str | None = None) -> dict:
+        """Start a case of `workflow` with `data` as `actor`; returns the case view."""
+        wf = self.registry.get(workflow)
+        now = self.now()
+        with self.db.write() as conn:
+            iid = self.start_in(conn, wf, data or {}, actor, now, comment)
+        return self.get(iid)
+
+    def fire(self, instance_id: int, event: str, actor: Actor, payload: dict | None = None,
+             expected_version: int | None = None, comment: str | None = None) -> dict:
+        """Fire `event` on case `instance_id` as `actor`; returns the case view after the change."""
+        now = self.now()
+        with self.db.write() as conn:
+            self.fire_in(conn, instance_id, event, actor, payload or {}, expected_version, comment, now)
+        return self.get(instance_id, actor)
+
+    # --------------------------------------------------- in-transaction core
+    def start_in(self, conn: Connection, wf: Workflow, data: dict, actor: Actor, now: datetime,
+                 comment: str | None = None) -> int:
+        if not isinstance(data, dict):
+            raise ValidationError("data", "must be a JSON object")
+        if not actor.may(frozenset(wf.start_roles)):
+            needed = " or ".join(sorted(wf.start_roles)) or "nobody (started by the system)"
+            raise Forbidden(f"starting {wf.name} needs role {needed}; {actor.login} has "
+                            f"{', '.join(sorted(actor.roles)) or 'no roles'}")
+        raw = dict(data)
+        partner = self._start_partner(conn, wf, raw, actor)
+        cleaned = wf.start_schema.clean(raw)
+        ctx = self._ctx(conn, wf, None, None, cleaned, {}, actor, now, partner, "start", comment)
+        run_guards(wf.start_guards, ctx)
+        if wf.start_effect is not None:
+            cleaned = {**cleaned, **(wf.start_effect(ctx) or {})}
+            ctx.data = cleaned
+        key = wf.business_key(cleaned) if wf.business_key else None
+        iid = conn.execute(insert(I).values(
+            workflow=wf.name, state=wf.initial, version=1, partner_id=partner["id"] if partner else None,
+            business_key=key, data=cleaned, is_final=wf.is_final(wf.initial), created_by=actor.login,
+            created_at=now, updated_at=now, state_entered_at=now,
+        ).returning(I.c.id)).scalar_one()
+        ctx.instance_id, ctx.state = iid, wf.initial
+        conn.execute(insert(H).values(instance_id=iid, version=1, at=now, actor=actor.login, event="start",
+                                      from_state=None, to_state=wf.initial, comment=comment, payload={}))
+        self._enter(conn, wf, ctx, wf.initial, 1)
+        self._notify(conn, wf, ctx, wf.notifications_on_enter(wf.initial))
+        self._followups(conn, ctx, now)
+        return iid
+
+    def fire_in(self, conn: Connection, instance_id: int, event: str, actor: Actor, payload: dict,
+                expected_version: int | None, comment: str | None, now: datetime,
+                timer_id: int | None = None) -> tuple[int, str]:
+        """Fire inside an open transaction; returns (new version, new state)."""
+        row = self._load(conn, instance_id, actor)
+        wf = self.registry.get(row.workflow)
+        if expected_version is not None and expected_version != row.version:
+            raise StaleVersion(instance_id, expected_version, row.version)
+        if not isinstance(payload, dict):
+            raise ValidationError("payload", "must be a JSON object")
+        rows = wf.candidates(row.state, event)
+        if not rows:
+            raise EventNotAllowed(event, row.state, wf.allowed_events(row.state, actor),
+                                  last_change=self._last_change(conn, instance_id)
+                                  if any(t.event == event for t in wf.transitions) else f"{wf.name} has no event '{event}'",
+                                  others=wf.events_from(row.state))
+        wf.check_roles(rows, event, actor)  # before the payload: its rules are not for the unauthorised
+        cleaned = rows[0].payload.clean(payload)
+        partner = self._partner(conn, row.partner_id)
+        data = dict(row.data or {})
+        ctx = self._ctx(conn, wf, instance_id, row.state, data, cleaned, actor, now, partner, event, comment)
+        chosen = wf.select(ctx, event)
+        if chosen.four_eyes:
+            self._check_four_eyes(conn, wf, row, actor, event)
+        updates = chosen.effect(ctx) if chosen.effect else None
+        dest = wf.apply(chosen, ctx)
+        new_data = {**data, **updates} if updates else data
+        version = row.version + 1
+        changed = not chosen.internal
+        values = {"state": dest, "version": version, "data": new_data, "updated_at": now,
+                  "is_final": wf.is_final(dest)}
+        if changed:
+            values["state_entered_at"] = now
+        if wf.business_key:
+            values["business_key"] = wf.business_key(new_data)
+        res = conn.execute(update(I).where(I.c.id == instance_id, I.c.version == row.version).values(**values))
+        if res.rowcount != 1:
+            current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
+            raise StaleVersion(instance_id, row.version, current)
+        conn.execute(insert(H).values(instance_id=instance_id, version=version, at=now, actor=actor.login,
+                                      event=event, from_state=row.state, to_state=dest, comment=comment,
+                                      payload=cleaned, timer_id=timer_id))
+        ctx.data, ctx.state = new_data, dest
+        if changed:
+            self._leave(conn, instance_id, row.state, now, actor, timer_id)
+            self._enter(conn, wf, ctx, dest, version)
+        for task in wf.tasks_for_event(event):
+            self._open_task(conn, wf, ctx, task)
+        self._notify(conn, wf, ctx, wf.notifications_on_event(event))
+        if changed:
+            self._notify(conn, wf, ctx, wf.notifications_on_enter(dest))
+        self._followups(conn, ctx, now)
+        return version, dest
+
+    # -------------------------------------------------------------- helpers
+    def _ctx(self, conn, wf, iid, state, data, payload, actor, now, partner, event, comment) -> Ctx:
+        cal = calendar_for(partner.get("region"), partner.get("timezone")) if partner else calendar_for(None, None)
+        return Ctx(workflow=wf, instance_id=iid, state=state, data=data, payload=payload, actor=actor, now=now,
+                   calendar=cal, partner=partner, conn=conn, runtime=self, event=event, comment=comment)
+
+    def _load(self, conn: Connection, instance_id: int, actor: Actor | None):
+        try:
+            instance_id = int(instance_id)
+        except (TypeError, ValueError):
+            raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
+        query = select(I).where(I.c.id == instance_id)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
+            raise NotFound(f"case {instance_id} not found")
+        return row
+
+    @staticmethod
+    def can_see(actor: Actor, partner_id: int | None) -> bool:
+        """Partner users see only their own partner's cases; operators and the system see all."""
+        return actor.partner_id is None or actor.partner_id == partner_id
+
+    def _partner(self, conn: Connection, partner_id: int | None) -> dict | None:
+        if partner_id is None:
+            return None
+        row = conn.execute(select(P).where(P.c.id == partner_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def _start_partner(self, conn: Connection, wf: Workflow, raw: dict, actor: Actor) -> dict | None:
+        code = raw.pop("partner", None)
+        if code is not None and not isinstance(code, str):
+            raise ValidationError("partner", "must be a partner code (text)")
+        if actor.partner_id is not None:
+            partner = self._partner(conn, actor.partner_id)
+            if code is not None and partner is not None and code != partner["code"]:
+                raise Forbidden(f"{actor.login} acts for partner {partner['code']} and cannot start a case for {code}")
+            return partner
+        if code is None:
+            if wf.partner_required:
+                raise ValidationError("partner", "is required: the code of the partner this case belongs to")
+            return None
+        row = conn.execute(select(P).where(P.c.code == code)).first()
+        if row is None:
+            raise ValidationError("partner", f"no partner with code {code!r}")
+        return dict(row._mapping)
+
+    def _last_change(self, conn: Connection, instance_id: int) -> str:
+        row = conn.execute(select(H.c.actor, H.c.event, H.c.at).where(H.c.instance_id == instance_id)
+                           .order_by(H.c.version.desc()).limit(1)).first()
+        if row is None:
+            return ""
+        return f"last change: '{row.event}' by {row.actor} at {row.at.isoformat(timespec='seconds')}"
+
+    def _check_four_eyes(self, conn: Connection, wf: Workflow, row, actor: Actor, event: str) -> None:
+        author_events = {t.event for t in wf.transitions if t.authors} | {"start"}
+        authors = {r.actor for r in conn.execute(
+            select(H.c.actor).where(H.c.instance_id == row.id, H.c.event.in_(author_events)))}
+        authors.discard(SYSTEM_ACTOR.login)
+        if actor.login in authors:
+            raise Forbidden(f"four-eyes rule: {actor.login} submitted or edited case {row.id} and cannot {event} it; "
+                            "another approver must decide")
+        shared = actor.delegate_of & authors
+        if shared:
+            raise Forbidden(f"four-eyes rule: {actor.login} is a delegate of {', '.join(sorted(shared))}, who "
+                            f"submitted or edited case {row.id}, and cannot {event} it")
+
+    def _leave(self, conn: Connection, iid: int, state: str, now: datetime, actor: Actor, timer_id: int | None):
+        cond = and_(TM.c.instance_id == iid, TM.c.status.in_(("pending", "claimed")))
+        if timer_id is not None:
+            cond = and_(cond, TM.c.id != timer_id)
+        conn.execute(update(TM).where(cond).values(status="cancelled", lease_until=None))
+        conn.execute(update(TK).where(TK.c.instance_id == iid, TK.c.status == "open")
+                     .values(status="done", closed_at=now, closed_by=actor.login))
+
+    def _enter(self, conn: Connection, wf: Workflow, ctx: Ctx, state: str, version: int) -> None:
+        timers = [tm for tm in wf.timers_for(state) if tm.when is None or tm.when(ctx)]
+        if timers:
+            conn.execute(insert(TM), [
+                {"instance_id": ctx.instance_id, "name": tm.key, "event": tm.event, "state": state,
+                 "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
+                 "status": "pending", "attempts": 0, "created_at": ctx.now}
+                for tm in timers
+            ])
+        for task in wf.tasks_for_state(state):
+            self._open_task(conn, wf, ctx, task)
+
+    def _open_task(self, conn: Connection, wf: Workflow, ctx: Ctx, task) -> None:
+        amount = None
+        if task.amount_field and ctx.data.get(task.amount_field) is not None:
+            try:
+                amount = Decimal(str(ctx.data[task.amount_field]))
+            except InvalidOperation:
+                amount = None
+        conn.execute(insert(TK).values(
+            instance_id=ctx.instance_id, workflow=wf.name, partner_id=ctx.partner["id"] if ctx.partner else None,
+            state=ctx.state, name=task.key, role=task.role, title=task.title, status="open",
+            due_at=task.due_at(ctx), amount=amount,
+            currency=ctx.data.get(task.currency_field) if task.currency_field else None,
+            flags=task.flags(ctx) if task.flags else [], created_at=ctx.now,
+        ))
+
+    def _notify(self, conn: Connection, wf: Workflow, ctx: Ctx, notes) -> None:
+        notes = [n for n in notes if n.when is None or n.when(ctx)]
+        if not notes:
+            return
+        deadlines = [
+            {"name": r.name, "event": r.event, "due_at": r.due_at.isoformat(),
+             "local": ctx.calendar.format(r.due_at)}
+            for r in conn.execute(select(TM.c.name, TM.c.event, TM.c.due_at).where(
+                TM.c.instance_id == ctx.instance_id, TM.c.status == "pending").order_by(TM.c.due_at))
+        ]
+        base = {
+            "case": {"id": ctx.instance_id, "workflow": wf.name, "title": wf.title, "state": ctx.state},
+            "data": ctx.data,
+            "payload": ctx.payload,
+            "event": ctx.event,
+            "comment": ctx.comment,
+            "actor": {"login": ctx.actor.login, "name": ctx.actor.name or ctx.actor.login},
+            "partner": {k: ctx.partner.get(k) for k in ("id", "code", "name", "timezone", "region")} if ctx.partner else None,
+            "deadlines": deadlines,
+            "now": ctx.now.isoformat(),
+        }
+        rows = []
+        for n in notes:
+            for r in resolve(conn, n.to, partner=ctx.partner, data=ctx.data, actor=ctx.actor,
+                             category=n.category, reminder=n.reminder):
+                rows.append({
+                    "instance_id": ctx.instance_id, "template": n.template, "category": n.category,
+                    "recipient": r.email, "recipient_login": r.login, "locale": r.locale,
+                    "timezone": r.timezone or ctx.calendar.timezone, "context": base,
+                    "message_id": f"<{uuid.uuid4().hex}@partnerflow>", "status": "queued", "attempts": 0,
+                    "next_attempt_at": ctx.now, "created_at": ctx.now,
+                })
+        if rows:
+            conn.execute(insert(OB), rows)
+
+    def _followups(self, conn: Connection, ctx: Ctx, now: datetime) -> None:
+        while ctx.followups:
+            item = ctx.followups.pop(0)
+            if item[0] == "fire":
+                _, iid, event, payload = item
+                self.fire_in(conn, iid, event, SYSTEM_ACTOR, payload, None, None, now)
+            elif item[0] == "start":
+                _, workflow, data = item
+                self.start_in(conn, self.registry.get(workflow), data, SYSTEM_ACTOR, now)
+
+    # ---------------------------------------------------------------- reads
+    def get(self, instance_id: int, actor: Actor | None = None) -> dict:
+        """The case view: state, data, allowed events, history, pending timers, open tasks."""
+        with self.db.read() as conn:
+            return self.view(conn, instance_id, actor)
+
+    def view(self, conn: Connection, instance_id: int, actor: Actor | None = None) -> dict:
+        try:
+            instance_id = int(instance_id)
+        except (TypeError, ValueError):
+            raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
+        row = conn.execute(select(I).where(I.c.id == instance_id)).first()
+        if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
+            raise NotFound(f"case {instance_id} not found")
+        wf = self.registry.get(row.workflow)
+        partner = self._partner(conn, row.partner_id)
+        cal = calendar_for(partner.get("region"), partner.get("timezone")) if partner else calendar_for(None, None)
+        history = [
+            {"version": h.version, "at": h.at.isoformat(), "actor": h.actor, "event": h.event,
+             "from": h.from_state, "to": h.to_state, "comment": h.comment, "payload": h.payload or {},
+             "timer_id": h.timer_id}
+            for h in conn.execute(select(H).where(H.c.instance_id == instance_id).order_by(H.c.version))
+        ]
+        timers = []
+        for t in conn.execute(select(TM).where(TM.c.instance_id == instance_id, TM.c.status.in_(("pending", "claimed")))
+                              .order_by(TM.c.due_at)):
+            tr = next(iter(wf.candidates(t.state, t.event)), None)
+            outcome = f"-> {tr.dest}" if tr is not None and tr.dest else "(stays)"
+            timers.append({"id": t.id, "name": t.name, "event": t.event, "due_at": t.due_at.isoformat(),
+                           "due_local": cal.format(t.due_at), "status": t.status,
+                           "does": f"{t.event} {outcome} on {cal.format(t.due_at)}"})
+        tasks = [
+            {"id": t.id, "name": t.name, "role": t.role, "title": t.title, "status": t.status, "assignee": t.assignee,
+             "due_at": t.due_at.isoformat() if t.due_at else None,
+             "due_local": cal.format(t.due_at) if t.due_at else None, "flags": t.flags or [],
+             "created_at": t.created_at.isoformat()}
+            for t in conn.execute(select(TK).where(TK.c.instance_id == instance_id, TK.c.status == "open")
+                                  .order_by(TK.c.id))
+        ]
+        return {
+            "id": row.id, "workflow": wf.name, "title": wf.title, "state": row.state, "version": row.version,
+            "final": row.is_final, "partner": partner["code"] if partner else None,
+            "partner_name": partner["name"] if partner else None, "timezone": cal.timezone,
+            "business_key": row.business_key, "data": row.data or {}, "created_by": row.created_by,
+            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+            "allowed_events": wf.allowed_events(row.state, actor) if actor else wf.events_from(row.state),
+            "history": history, "timers": timers, "tasks": tasks,
+        }
+
+    # -------------------------------------------------------------- timers
+    def sweep(self, limit: int = 200, now: datetime | None = None) -> SweepResult:
+        """Claim up to `limit` due timers and fire them; returns what happened."""
+        now = now or self.now()
+        result = SweepResult()
+        with self.db.write() as conn:
+            result.recovered = conn.execute(
+                update(TM).where(TM.c.status == "claimed", TM.c.lease_until < now)
+                .values(status="pending", claimed_by=None, lease_until=None)).rowcount
+            claimed = self._claim(conn, limit, now)
+        result.claimed = len(claimed)
+        if not claimed:
+            return result
+        claimed.sort(key=lambda t: (t.instance_id, t.due_at, t.id))  # one lock order for every worker
+        errors: list[tuple[int, str, bool]] = []
+        with self.db.write() as conn:
+            for t in claimed:
+                try:
+                    with conn.begin_nested():
+                        outcome = self._fire_timer(conn, t, now)
+                except PartnerflowError as exc:
+                    errors.append((t.id, f"{type(exc).__name__}: {exc.message}", True))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one broken case must not stop the sweep
+                    log.exception("timer %s on case %s failed", t.id, t.instance_id)
+                    errors.append((t.id, f"{type(exc).__name__}: {exc}", False))
+                    continue
+                if outcome == "fired":
+                    result.fired += 1
+                elif outcome == "obsolete":
+                    result.obsolete += 1
+            for tid, message, permanent in errors:
+                row = conn.execute(select(TM.c.attempts).where(TM.c.id == tid, TM.c.claimed_by == self.worker_id,
+                                                               TM.c.status == "claimed")).first()
+                if row is None:
+                    continue
+                if conn.execute(select(H.c.id).where(H.c.timer_id == tid)).first() is not None:
+                    # the unique history.timer_id refused a second firing: it already fired once
+                    conn.execute(update(TM).where(TM.c.id == tid).values(status="fired", lease_until=None,
+                                                                         last_error=message))
+                    result.duplicates += 1
+                    continue
+                if permanent or row.attempts >= MAX_TIMER_ATTEMPTS:
+                    conn.execute(update(TM).where(TM.c.id == tid).values(status="failed", last_error=message,
+                                                                         lease_until=None))
+                    result.failed += 1
+                else:  # back off: keep it claimed by nobody until the backoff ends, then it returns to pending
+                    backoff = timedelta(seconds=min(3600, 5 * 2 ** row.attempts))
+                    conn.execute(update(TM).where(TM.c.id == tid).values(claimed_by=None, lease_until=now + backoff,
+                                                                         last_error=message))
+        return result
+
+    def _claim(self, conn: Connection, limit: int, now: datetime) -> list:
+        lease_until = now + self.lease
+        due = (select(TM.c.id).where(TM.c.status == "pending", TM.c.due_at <= now)
+               .order_by(TM.c.due_at, TM.c.id).limit(limit))
+        if self.db.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        stmt = (update(TM).where(TM.c.id.in_(due.scalar_subquery()))
+                .values(status="claimed", claimed_by=self.worker_id, lease_until=lease_until,
+                        attempts=TM.c.attempts + 1)
+                .returning(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, TM.c.due_at,
+                           TM.c.name))
+        return list(conn.execute(stmt))
+
+    def _fire_timer(self, conn: Connection, t, now: datetime) -> str:
+        inst = self._load(conn, t.instance_id, None)
+        mine = conn.execute(select(TM.c.status, TM.c.claimed_by).where(TM.c.id == t.id)).first()
+        if mine is None or mine.status != "claimed" or mine.claimed_by != self.worker_id:
+            return "lost"  # cancelled by a transition or reclaimed after our lease ended
+        wf = self.registry.get(inst.workflow)
+        if inst.state != t.state or inst.version < t.armed_version or not wf.candidates(inst.state, t.event):
+            conn.execute(update(TM).where(TM.c.id == t.id).values(status="obsolete", lease_until=None))
+            return "obsolete"
+        self.fire_in(conn, t.instance_id, t.event, SYSTEM_ACTOR, {}, None, None, now, timer_id=t.id)
+        done = conn.execute(update(TM).where(TM.c.id == t.id, TM.c.status == "claimed",
+                                             TM.c.claimed_by == self.worker_id)
+                            .values(status="fired", fired_at=now, lease_until=None))
+        if done.rowcount != 1:
+            raise Conflict(f"timer {t.id} was taken by another worker")
+        return "fired"
+
+    def drain(self, now: datetime | None = None, batch: int = 200) -> SweepResult:
+        """Sweep until nothing is due at `now` (timers armed during the drain included)."""
+        total = SweepResult()
+        while True:
+            step = self.sweep(batch, now)
+            total += step
+            if step.claimed == 0:
+                return total
+
+    # ------------------------------------------------------------ schedules
+    def run_schedules(self, now: datetime | None = None) -> int:
+        """Run every calendar-schedule slot that is due; each slot runs once across all workers."""
+        from .schedules import ScheduleCtx
+
+        now = now or self.now()
+        ran = 0
+        for sched in self.registry.schedules:
+            with self.db.write() as conn:
+                exists = conn.execute(select(SC.c.name).where(SC.c.name == sched.name)).first()
+                if exists is None:
+                    conn.execute(insert(SC).values(name=sched.name, next_at=sched.next_after(now)))
+            while True:
+                with self.db.write() as conn:
+                    row = conn.execute(select(SC).where(SC.c.name == sched.name)).first()
+                    if row is None or row.next_at > now:
+                        break
+                    slot = row.next_at
+                    following = sched.next_after(slot)
+                    won = conn.execute(update(SC).where(SC.c.name == sched.name, SC.c.next_at == slot).values(
+                        next_at=following, last_slot=slot, last_run_at=now)).rowcount
+                    if won != 1:
+                        continue
+                    result = sched.action(ScheduleCtx(runtime=self, conn=conn, now=now, slot=slot))
+                    conn.execute(update(SC).where(SC.c.name == sched.name).values(
+                        last_result=str(result) if result is not None else None))
+                    ran += 1
+        return ran
+
+    def tick(self, now: datetime | None = None) -> SweepResult:
+        """One heartbeat: due schedules, then every due timer."""
+        now = now or self.now()
+        self.run_schedules(now)
+        return self.drain(now)
+
+    # ------------------------------------------------------- simulated time
+    def advance(self, delta: timedelta) -> AdvanceResult:
+        """Move the simulated clock by `delta`, firing every timer and schedule slot due on the way, in due order."""
+        if not isinstance(self.clock, SimulatedClock):
+            raise Conflict("the clock is the system clock; set PARTNERFLOW_CLOCK=simulated to move time")
+        start = self.now()
+        return self.advance_to(start + delta)
+
+    def advance_to(self, target: datetime) -> AdvanceResult:
+        if not isinstance(self.clock, SimulatedClock):
+            raise Conflict("the clock is the system clock; set PARTNERFLOW_CLOCK=simulated to move time")
+        target = require_aware(target, "target")
+        start = self.now()
+        result = AdvanceResult(start=start, end=target)
+        if target <= start:  # moving back (or nowhere) fires nothing
+            self.clock.set(target)
+            return result
+        current = start
+        for _ in range(1_000_000):
+            nxt = self._next_due(current)
+            step_to = target if nxt is None or nxt > target else max(nxt, current)
+            self.clock.set(step_to)
+            current = step_to
+            result.schedules_run += self.run_schedules(current)
+            swept = self.drain(current)
+            result.timers_fired += swept.fired
+            result.timers_obsolete += swept.obsolete
+            result.timers_failed += swept.failed
+            if swept.fired or swept.obsolete:
+                result.steps.append({"at": current.isoformat(), "fired": swept.fired})
+            if current >= target:
+                nxt = self._next_due(current)
+                if nxt is None or nxt > target:
+                    break
+        return result
+
+    def _next_due(self, after: datetime) -> datetime | None:
+        with self.db.read() as conn:
+            timer = conn.execute(select(func.min(TM.c.due_at)).where(TM.c.status == "pending")).scalar()
+            lease = conn.execute(select(func.min(TM.c.lease_until)).where(TM.c.status == "claimed")).scalar()
+            names = [s.name for s in self.registry.schedules]
+            sched = conn.execute(select(func.min(SC.c.next_at)).where(SC.c.name.in_(names))).scalar() if names else None
+            known = {r.name for r in conn.execute(select(SC.c.name))} if names else set()
+        # schedules never seen yet get their first slot computed from `after`
+        firsts = [s.next_after(after) for s in self.registry.schedules if s.name not in known]
+        candidates = [c for c in (timer, lease, sched, *firsts) if c is not None]
+        return min(candidates) if candidates else None
+
+    # ----------------------------------------------------------- inbox reads
+    def open_tasks(self, actor: Actor, *, roles: Iterable[str] | None = None, limit: int = 50) -> list[dict]:
+        """Open tasks for the actor's roles (partner users: only their partner's)."""
+        wanted = set(roles or actor.roles)
+        with self.db.read() as conn:
+            query = select(TK, I.c.state.label("case_state")).join(I, I.c.id == TK.c.instance_id).where(
+                TK.c.status == "open", TK.c.role.in_(sorted(wanted)))
+            if actor.partner_id is not None:
+                query = query.where(TK.c.partner_id == actor.partner_id)
+            rows = conn.execute(query.order_by(TK.c.due_at, TK.c.id).limit(limit)).all()
+        return [{"id": r.id, "case": r.instance_id, "workflow": r.workflow, "role": r.role, "title": r.title,
+                 "state": r.case_state, "due_at": r.due_at.isoformat() if r.due_at else None,
+                 "assignee": r.assignee, "flags": r.flags or []} for r in rows]

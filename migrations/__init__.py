@@ -1,0 +1,1 @@
+"""Alembic migrations of partnerflow (run them with `partnerflow db upgrade`)."""

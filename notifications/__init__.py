@@ -1,0 +1,1 @@
+"""Email notifications: templates, the outbox and its dispatcher."""

@@ -1,0 +1,100 @@
+"""The `partnerflow` command line, end to end on a real database with the simulated clock."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch, people):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("PARTNERFLOW_CLOCK", "simulated")
+    runner = CliRunner()
+
+    def run(*args, ok=True):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output + result.stderr
+        return result
+
+    return run
+
+
+def test_workflows_list_json_lists_exam_voucher(cli):
+    items = json.loads(cli("workflows", "list", "--json").stdout)
+    assert "exam_voucher" in [i["name"] for i in items]
+
+
+def test_workflows_show_prints_table_and_mermaid(cli):
+    out = cli("workflows", "show", "exam_voucher").stdout
+    assert "approve" in out and "ecosystem_manager" in out
+    assert "in approved: remind_issue" in out
+    assert "stateDiagram-v2" in out and "s_applied --> s_approved: approve" in out
+
+
+def test_approve_then_advance_5d_puts_reminder_in_operations_tasks(cli):
+    started = json.loads(cli("start", "exam_voucher", "--data", '{"exam": "Architect", "users": ["acme-dev1"]}',
+                             "--as", "acme-admin", "--json").stdout)
+    cid = str(started["id"])
+    assert "approved" in cli("fire", cid, "approve", "--as", "alice", "--comment", "fine").stdout
+    out = cli("clock", "advance", "5d").stdout
+    assert "1 timer(s) fired" in out
+    shown = cli("show", cid).stdout
+    assert "remind_issue approved -> approved" in shown
+    assert "[operations_manager] Reminder: approved exam vouchers are still not issued" in shown
+    view = json.loads(cli("show", cid, "--json").stdout)
+    assert {t["role"] for t in view["tasks"]} == {"operations_manager"}
+    assert "Reminder" in cli("tasks", "--as", "oscar").stdout
+
+
+def test_errors_are_one_line_on_stderr_with_nonzero_exit(cli):
+    result = cli("fire", "424242", "approve", "--as", "alice", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: case 424242 not found"
+    result = cli("start", "exam_voucher", "--data", "{not json", "--as", "acme-admin", ok=False)
+    assert result.exit_code == 1 and result.stderr.startswith("error: data: is not valid JSON")
+    result = cli("start", "nope", "--as", "acme-admin", ok=False)
+    assert "no workflow named 'nope'" in result.stderr
+    result = cli("start", "exam_voucher", "--as", "ghost", ok=False)
+    assert result.stderr.strip() == "error: no user with login 'ghost'"
+    result = cli("clock", "advance", "soon", ok=False)
+    assert "duration" in result.stderr
+
+
+def test_clock_now_and_advance_json(cli):
+    assert "(simulated)" in cli("clock", "now").stdout
+    summary = json.loads(cli("clock", "advance", "36h", "--json").stdout)
+    assert summary["to"] == "2026-03-03T13:00:00+00:00"
+
+
+def test_system_clock_refuses_advance(cli, monkeypatch):
+    monkeypatch.setenv("PARTNERFLOW_CLOCK", "system")
+    result = cli("clock", "advance", "1d", ok=False)
+    assert "PARTNERFLOW_CLOCK=simulated" in result.stderr
+
+
+def test_partners_and_users_add(cli):
+    assert "partner SUN added" in cli("partners", "add", "--code", "SUN", "--name", "Sun Ltd", "--tier", "Premier").stdout
+    assert "user sun-admin added" in cli("users", "add", "--login", "sun-admin", "--name", "Sun Admin",
+                                         "--role", "partner_admin", "--partner", "SUN").stdout
+    bad = cli("users", "add", "--login", "x", "--name", "X", "--role", "partner_admin", ok=False)
+    assert "partner roles need the partner's code" in bad.stderr
+    bad = cli("partners", "add", "--code", "SUN", "--name", "Again", ok=False)
+    assert "already exists" in bad.stderr
+    users = json.loads(cli("users", "list", "--json").stdout)
+    assert all("password_hash" not in u for u in users)
+
+
+def test_vouchers_visible_only_once_issued(cli):
+    started = json.loads(cli("start", "exam_voucher", "--data", '{"exam": "Architect", "users": ["acme-dev1"]}',
+                             "--as", "acme-admin", "--json").stdout)
+    cid = str(started["id"])
+    cli("fire", cid, "approve", "--as", "alice")
+    assert "no issued vouchers" in cli("vouchers", "acme-dev1").stdout
+    cli("fire", cid, "issue", "--as", "oscar", "--data", '{"codes": ["AB-1"]}')
+    assert json.loads(cli("vouchers", "acme-dev1", "--json").stdout) == [
+        {"case": int(cid), "exam": "Architect", "code": "AB-1"}]
