@@ -493,5 +493,33 @@ def demo_cmd() -> None:
     click.echo(seed(_runtime()))
 
 
+def _register_plugins() -> None:
+    """Add commands contributed by other packages: `CLI` in a lifecycle module, `commands` in
+    `notifications.cli` / `web.cli` / `benchmarks.cli` (each a click command or a list of them)."""
+    import importlib
+    import pkgutil
+
+    import workflows as wf_pkg
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(wf_pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"workflows.{info.name}")
+        if getattr(module, "CLI", None) is not None:
+            found.append(module.CLI)
+    for name in ("notifications.cli", "web.cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        commands = getattr(module, "commands", [])
+        found.extend(commands if isinstance(commands, (list, tuple)) else [commands])
+    for cmd in found:
+        main.add_command(cmd)
+
+
+_register_plugins()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -89,8 +89,9 @@ class Database:
 
     def create_all(self) -> None:
         """Create tables straight from the models (tests and benchmarks; production uses migrations)."""
-        from .models import Base
+        from .models import Base, load_all
 
+        load_all()
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:

@@ -262,3 +262,26 @@ class Schedule(Base):
 
 
 TABLES = Base.metadata.tables
+
+
+def load_all() -> None:
+    """Import every module that declares tables, so `Base.metadata` holds the whole schema.
+
+    Tables live in ``engine/models*.py``, ``notifications/models*.py``,
+    ``web/models*.py`` and in lifecycle modules under ``workflows/`` (imported
+    through the registry).
+    """
+    import importlib
+    import pkgutil
+
+    for package_name in ("engine", "notifications", "web"):
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("models"):
+                importlib.import_module(f"{package_name}.{info.name}")
+    from .registry import default_registry
+
+    default_registry()

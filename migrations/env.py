@@ -5,8 +5,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from engine.db import database_url
-from engine.models import Base
+from engine.models import Base, load_all
 
+load_all()
 config = context.config
 target_metadata = Base.metadata
 

@@ -21,10 +21,11 @@ from engine.clock import SimulatedClock
 from engine.db import Database, normalise_url
 from engine.directory import add_partner, add_user
 from engine.migrate import upgrade
-from engine.models import Base
+from engine.models import Base, load_all
 from engine.registry import default_registry
 from engine.runtime import Runtime
 
+load_all()
 PG_URL = os.environ.get("PARTNERFLOW_TEST_DATABASE_URL")
 #: Mid-week, outside Chinese holidays: Monday 2026-03-02 09:00 Beijing time.
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -6,7 +6,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from engine.migrate import alembic_config, current_heads
-from engine.models import Base
+from engine.models import Base, load_all
+
+load_all()
 
 
 def test_migrations_equal_models(db):

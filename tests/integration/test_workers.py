@@ -60,7 +60,8 @@ def test_two_workers_fire_every_timer_exactly_once(db, people):
         p.join(timeout=30)
         assert p.exitcode == 0
     assert sum(r[1] for r in results) == N
-    assert all(r[1] > 0 for r in results), results  # both workers took a share
+    if db.is_postgres:  # SKIP LOCKED lets both work at once; SQLite's single writer may let one take all
+        assert all(r[1] > 0 for r in results), results
     with db.read() as conn:
         fired = conn.execute(select(func.count()).select_from(History.__table__)
                              .where(History.__table__.c.timer_id.is_not(None))).scalar_one()
