@@ -342,6 +342,12 @@ class Runtime:
             for r in conn.execute(select(TM.c.name, TM.c.event, TM.c.due_at).where(
                 TM.c.instance_id == ctx.instance_id, TM.c.status == "pending").order_by(TM.c.due_at))
         ]
+        tasks = [
+            {"title": r.title, "role": r.role, "due_at": r.due_at.isoformat() if r.due_at else None,
+             "local": ctx.calendar.format(r.due_at) if r.due_at else None}
+            for r in conn.execute(select(TK.c.title, TK.c.role, TK.c.due_at).where(
+                TK.c.instance_id == ctx.instance_id, TK.c.status == "open").order_by(TK.c.id))
+        ]
         base = {
             "case": {"id": ctx.instance_id, "workflow": wf.name, "title": wf.title, "state": ctx.state},
             "data": ctx.data,
@@ -351,6 +357,8 @@ class Runtime:
             "actor": {"login": ctx.actor.login, "name": ctx.actor.name or ctx.actor.login},
             "partner": {k: ctx.partner.get(k) for k in ("id", "code", "name", "timezone", "region")} if ctx.partner else None,
             "deadlines": deadlines,
+            #: open inbox tasks of the case (title, role, due_at, local): what the reader must do, by when
+            "tasks": tasks,
             "now": ctx.now.isoformat(),
         }
         rows = []
