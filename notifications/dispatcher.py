@@ -1,0 +1,484 @@
+"""The outbox dispatcher: delivers queued emails over one reused SMTP connection per batch.
+
+A batch is claimed in one short transaction: due ``queued`` rows become
+``sending`` under this worker's name with a lease (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several workers take different rows; SQLite
+serialises the claim). Each message is then rendered and sent on one
+aiosmtplib connection (STARTTLS and login when configured) and its outcome
+committed at once, so a row is never sent twice by the dispatcher itself: a
+sent row is never claimed again, and a worker that has held its batch for
+half its lease renews the lease (dropping rows it no longer owns) before the
+next send. Only a worker that dies between the server's acceptance and the
+commit leaves a row to be claimed again when its lease ends; the resend then
+carries the same Message-ID, which every attempt shares.
+
+Outcomes:
+
+- 2xx: ``sent``;
+- a 4xx reply, a dropped connection or a server that cannot be reached:
+  retried after an exponential backoff with full jitter
+  (uniform between 0 and ``min(cap, base * 2 ** (attempt - 1))``, at least
+  one second), until ``max_attempts``, then parked as ``failed``;
+- a 5xx reply, or a message that cannot be rendered or whose headers are
+  unsafe: parked as ``failed`` with the answer, for an operator to retry or
+  discard (`notifications.outbox`, ``partnerflow mail retry|discard``).
+
+With no SMTP host configured (the embedded default) messages are rendered
+(a message that cannot be rendered is parked as failed) and kept as
+``captured`` for the mail preview instead of being sent.
+
+Settings (environment): ``PARTNERFLOW_SMTP_HOST`` (unset: capture),
+``PARTNERFLOW_SMTP_PORT`` (25), ``PARTNERFLOW_SMTP_USER``,
+``PARTNERFLOW_SMTP_PASSWORD``, ``PARTNERFLOW_SMTP_STARTTLS`` (``true``,
+``false``, or unset: when the server offers it), ``PARTNERFLOW_SMTP_TLS``
+(implicit TLS, port 465), ``PARTNERFLOW_SMTP_TIMEOUT`` (30 s),
+``PARTNERFLOW_MAIL_FROM``, ``PARTNERFLOW_SMTP_BATCH`` (100),
+``PARTNERFLOW_SMTP_RETRY_BASE_SECONDS`` (30), ``PARTNERFLOW_SMTP_RETRY_CAP_SECONDS``
+(3600), ``PARTNERFLOW_SMTP_MAX_ATTEMPTS`` (10), ``PARTNERFLOW_SMTP_LEASE_SECONDS`` (300).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+import aiosmtplib
+from sqlalchemy import select, update
+
+from engine.errors import ValidationError
+from engine.models import Outbox, User
+from engine.settings import setting
+
+from .outbox import log_attempt
+from .render import RenderError, build_email, check_address, default_sender
+
+log = logging.getLogger("partnerflow.mail")
+
+OB = Outbox.__table__
+U = User.__table__
+
+
+def _flag(name: str) -> bool | None:
+    raw = os.environ.get(f"PARTNERFLOW_{name}")
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError(f"PARTNERFLOW_{name}", f"cannot read {raw!r}: use true or false")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to deliver; `host` None means capture (no SMTP server)."""
+
+    host: str | None = None
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    #: True: require STARTTLS; False: never; None: when the server offers it.
+    starttls: bool | None = None
+    use_tls: bool = False
+    timeout: float = 30.0
+    sender: str = "partnerflow <partnerflow@localhost>"
+    batch_size: int = 100
+    retry_base: float = 30.0
+    retry_cap: float = 3600.0
+    max_attempts: int = 10
+    lease: float = 300.0
+
+    @classmethod
+    def from_env(cls, **overrides) -> "SmtpSettings":
+        host = (os.environ.get("PARTNERFLOW_SMTP_HOST") or "").strip() or None
+        values = dict(
+            host=host,
+            port=setting("smtp_port", 465 if _flag("SMTP_TLS") else 25),
+            user=(os.environ.get("PARTNERFLOW_SMTP_USER") or "").strip() or None,
+            password=os.environ.get("PARTNERFLOW_SMTP_PASSWORD") or None,
+            starttls=_flag("SMTP_STARTTLS"),
+            use_tls=bool(_flag("SMTP_TLS")),
+            timeout=setting("smtp_timeout", 30.0, float),
+            sender=default_sender(),
+            batch_size=setting("smtp_batch", 100),
+            retry_base=setting("smtp_retry_base_seconds", 30.0, float),
+            retry_cap=setting("smtp_retry_cap_seconds", 3600.0, float),
+            max_attempts=setting("smtp_max_attempts", 10),
+            lease=setting("smtp_lease_seconds", 300.0, float),
+        )
+        values.update(overrides)
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        check_address("From", self.sender)
+        if not 1 <= self.port <= 65535:
+            raise ValidationError("PARTNERFLOW_SMTP_PORT", f"{self.port} is not a TCP port")
+        if self.batch_size < 1:
+            raise ValidationError("PARTNERFLOW_SMTP_BATCH", "must be at least 1")
+        if self.max_attempts < 1:
+            raise ValidationError("PARTNERFLOW_SMTP_MAX_ATTEMPTS", "must be at least 1")
+        if self.retry_base <= 0 or self.retry_cap < self.retry_base:
+            raise ValidationError("PARTNERFLOW_SMTP_RETRY_CAP_SECONDS", "base must be positive and cap at least the base")
+        if (self.user is None) != (self.password is None):
+            raise ValidationError("PARTNERFLOW_SMTP_USER", "give both the SMTP user and password, or neither")
+
+    @property
+    def capture(self) -> bool:
+        return self.host is None
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    sent: int = 0
+    captured: int = 0
+    retried: int = 0
+    failed: int = 0
+    digested: int = 0
+    requeued: int = 0
+    lost: int = 0
+    errors: list = field(default_factory=list)
+
+    def __iadd__(self, other: "DispatchResult"):
+        for name in ("claimed", "sent", "captured", "retried", "failed", "digested", "requeued", "lost"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+        return self
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("claimed", "sent", "captured", "retried", "failed", "digested",
+                                              "requeued", "lost")}
+
+
+class _Transient(Exception):
+    def __init__(self, code: int | None, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+class _Permanent(Exception):
+    def __init__(self, code: int | None, detail: str):
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def _reply(code, message) -> str:
+    return f"{code} {message}".strip() if code is not None else str(message)
+
+
+def classify(exc: BaseException) -> Exception:
+    """Map an aiosmtplib error to a transient (retry) or permanent (park) outcome."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        errs = exc.recipients or []
+        code = errs[0].code if errs else None
+        message = errs[0].message if errs else str(exc)
+        cls = _Transient if code is not None and 400 <= code < 500 else _Permanent
+        return cls(code, _reply(code, message))
+    if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
+                        aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectTimeoutError, ConnectionError,
+                        TimeoutError, OSError)):
+        return _Transient(None, f"connection error: {type(exc).__name__}: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code = exc.code
+        if 400 <= code < 500:
+            return _Transient(code, _reply(code, exc.message))
+        return _Permanent(code, _reply(code, exc.message))
+    if isinstance(exc, ValueError):  # an address aiosmtplib refuses to put on the wire
+        return _Permanent(None, f"refused before sending: {exc}")
+    return _Transient(None, f"{type(exc).__name__}: {exc}")
+
+
+def is_task_announcement(registry) -> dict[str, set[str]]:
+    """Templates that announce an inbox task to a role: {template: {role, ...}} (held for digest users)."""
+    out: dict[str, set[str]] = {}
+    for wf in registry:
+        for n in wf.notifications:
+            roles = {spec.partition(":")[2] for spec in n.to if spec.startswith("role:")}
+            for task in wf.tasks:
+                if task.role not in roles:
+                    continue
+                if (n.on_enter and task.on_event is None and task.state == n.on_enter) or \
+                        (n.on_event and task.on_event == n.on_event):
+                    out.setdefault(n.template, set()).add(task.role)
+    return out
+
+
+class Dispatcher:
+    """Claims due outbox rows and delivers them; one instance per worker (each with its own id)."""
+
+    def __init__(self, runtime, settings: SmtpSettings | None = None, *, worker_id: str | None = None,
+                 rng: random.Random | None = None):
+        self.runtime = runtime
+        self.db = runtime.db
+        self.settings = settings or SmtpSettings.from_env()
+        self.worker_id = worker_id or f"mail:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.rng = rng or random.Random()
+        self._announcements = None
+
+    # ------------------------------------------------------------ public
+    def dispatch(self, max_batches: int = 50) -> DispatchResult:
+        """Deliver what is due now (several batches when there is a backlog); blocking."""
+        return run_sync(self.run(max_batches))
+
+    async def run(self, max_batches: int = 50) -> DispatchResult:
+        total = DispatchResult()
+        for _ in range(max_batches):
+            step = await self.run_batch()
+            total += step
+            if step.claimed < self.settings.batch_size:
+                break
+        return total
+
+    async def run_batch(self) -> DispatchResult:
+        result = DispatchResult()
+        now = self.runtime.now()
+        rows = self._claim(now, result)
+        if not rows:
+            return result
+        claimed_at = time.monotonic()
+        ready = []
+        for row in rows:
+            outcome = self._prepare(row, now)
+            if outcome == "digest":
+                self._finish(row.id, now, "digested", detail="held for the daily digest of open tasks")
+                result.digested += 1
+            elif isinstance(outcome, RenderError):
+                self._park(row, now, None, f"cannot render: {outcome.message}")
+                result.failed += 1
+                result.errors.append((row.id, outcome.message))
+            else:
+                ready.append((row, outcome))
+        if not ready:
+            return result
+        if self.settings.capture:
+            with self.db.write() as conn:
+                for row, _ in ready:
+                    conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
+                                                  OB.c.status == "sending")
+                                 .values(status="captured", sent_at=now, claimed_by=None, lease_until=None,
+                                         last_error=None))
+                    log_attempt(conn, row.id, now, "captured", detail="no SMTP host configured: kept for the "
+                                "mail preview", worker=self.worker_id)
+            result.captured += len(ready)
+            return result
+        await self._deliver(ready, now, claimed_at, result)
+        return result
+
+    # ------------------------------------------------------------ claim
+    def _claim(self, now: datetime, result: DispatchResult) -> list:
+        lease_until = now + timedelta(seconds=self.settings.lease)
+        with self.db.write() as conn:
+            expired = conn.execute(update(OB).where(OB.c.status == "sending", OB.c.lease_until < now)
+                                   .values(status="queued", claimed_by=None, lease_until=None)
+                                   .returning(OB.c.id, OB.c.claimed_by)).all()
+            for r in expired:
+                log_attempt(conn, r.id, now, "requeued", detail="the claiming worker's lease ended before an outcome "
+                            "was recorded", worker=self.worker_id)
+            result.requeued += len(expired)
+            due = (select(OB.c.id).where(OB.c.status == "queued", OB.c.next_attempt_at <= now)
+                   .order_by(OB.c.next_attempt_at, OB.c.id).limit(self.settings.batch_size))
+            if self.db.is_postgres:
+                due = due.with_for_update(skip_locked=True)
+            rows = conn.execute(
+                update(OB).where(OB.c.id.in_(due.scalar_subquery()), OB.c.status == "queued")
+                .values(status="sending", claimed_by=self.worker_id, lease_until=lease_until,
+                        attempts=OB.c.attempts + 1)
+                .returning(*OB.c)).all()
+        rows.sort(key=lambda r: r.id)
+        result.claimed = len(rows)
+        return rows
+
+    def _renew(self, ids: list[int]) -> set[int]:
+        """Extend the lease of rows still ours; returns their ids."""
+        now = self.runtime.now()
+        with self.db.write() as conn:
+            kept = conn.execute(update(OB).where(OB.c.id.in_(ids), OB.c.claimed_by == self.worker_id,
+                                                 OB.c.status == "sending")
+                                .values(lease_until=now + timedelta(seconds=self.settings.lease))
+                                .returning(OB.c.id)).all()
+        return {r.id for r in kept}
+
+    # ------------------------------------------------------------ prepare
+    def _prepare(self, row, now: datetime):
+        """The serialised message, 'digest' when it is held for a digest user, or the RenderError."""
+        if row.recipient_login and self._held_for_digest(row):
+            return "digest"
+        try:
+            msg = build_email(row, self.settings.sender)
+            return bytes(msg)
+        except RenderError as exc:
+            return exc
+
+    def _held_for_digest(self, row) -> bool:
+        if self._announcements is None:
+            self._announcements = is_task_announcement(self.runtime.registry)
+        roles = self._announcements.get(row.template)
+        if not roles:
+            return False
+        from .preferences import wants_digest
+
+        with self.db.read() as conn:
+            if not wants_digest(conn, row.recipient_login):
+                return False
+            user_roles = conn.execute(select(U.c.roles).where(U.c.login == row.recipient_login)).scalar()
+        return bool(set(user_roles or []) & roles)
+
+    # ------------------------------------------------------------ deliver
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(hostname=s.host, port=s.port, username=s.user, password=s.password,
+                               start_tls=s.starttls, use_tls=s.use_tls, timeout=s.timeout)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = self._client()
+        await smtp.connect()
+        return smtp
+
+    async def _deliver(self, ready: list, now: datetime, claimed_at: float, result: DispatchResult) -> None:
+        envelope_from = parseaddr(self.settings.sender)[1]
+        smtp = None
+        pending = list(ready)
+        reconnects = 0
+        try:
+            while pending:
+                if time.monotonic() - claimed_at > self.settings.lease / 2:
+                    kept = self._renew([r.id for r, _ in pending])
+                    lost = [r for r, _ in pending if r.id not in kept]
+                    result.lost += len(lost)
+                    pending = [(r, m) for r, m in pending if r.id in kept]
+                    claimed_at = time.monotonic()
+                    if not pending:
+                        break
+                if smtp is None:
+                    try:
+                        smtp = await self._connect()
+                    except Exception as exc:  # noqa: BLE001 - every connection failure is retried later
+                        outcome = classify(exc)
+                        for row, _ in pending:
+                            self._outcome(row, now, outcome, result)
+                        return
+                row, raw = pending.pop(0)
+                try:
+                    await smtp.sendmail(envelope_from, [parseaddr(row.recipient)[1]], raw)
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    outcome = classify(exc)
+                    self._outcome(row, now, outcome, result)
+                    if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError,
+                                        aiosmtplib.SMTPTimeoutError)) or getattr(exc, "code", None) == 421 \
+                            or not smtp.is_connected:
+                        smtp = await _close(smtp)
+                        reconnects += 1
+                        if reconnects > 1:  # the server keeps dropping us: the rest waits for the backoff
+                            for other, _ in pending:
+                                self._outcome(other, now, outcome, result)
+                            return
+                    continue
+                self._finish(row.id, now, "sent", code=250, detail="accepted by " + self._server())
+                result.sent += 1
+        finally:
+            await _quit(smtp)
+
+    def _server(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    # ------------------------------------------------------------ outcomes
+    def _outcome(self, row, now: datetime, outcome: Exception, result: DispatchResult) -> None:
+        if isinstance(outcome, _Transient) and row.attempts < self.settings.max_attempts:
+            delay = self.backoff(row.attempts)
+            with self.db.write() as conn:
+                conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
+                                              OB.c.status == "sending")
+                             .values(status="queued", claimed_by=None, lease_until=None, last_error=outcome.detail,
+                                     next_attempt_at=now + timedelta(seconds=delay)))
+                log_attempt(conn, row.id, now, "retry", code=outcome.code,
+                            detail=f"{outcome.detail}; next attempt in {delay:.0f}s", worker=self.worker_id)
+            result.retried += 1
+            return
+        detail = outcome.detail
+        if isinstance(outcome, _Transient):
+            detail = f"gave up after {row.attempts} attempts: {detail}"
+        self._park(row, now, outcome.code, detail)
+        result.failed += 1
+        result.errors.append((row.id, detail))
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next attempt: full jitter over an exponential ceiling, at least 1 s."""
+        ceiling = min(self.settings.retry_cap, self.settings.retry_base * 2 ** max(0, attempts - 1))
+        return max(1.0, self.rng.uniform(0, ceiling))
+
+    def _park(self, row, now: datetime, code: int | None, detail: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
+                                          OB.c.status == "sending")
+                         .values(status="failed", claimed_by=None, lease_until=None, last_error=detail))
+            log_attempt(conn, row.id, now, "failed", code=code, detail=detail, worker=self.worker_id)
+        log.warning("mail %s to %s parked as failed: %s", row.id, row.recipient, detail)
+
+    def _finish(self, outbox_id: int, now: datetime, status: str, *, code: int | None = None,
+                detail: str | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(OB).where(OB.c.id == outbox_id, OB.c.claimed_by == self.worker_id,
+                                          OB.c.status == "sending")
+                         .values(status=status, claimed_by=None, lease_until=None, last_error=None,
+                                 sent_at=now if status in ("sent", "captured") else None))
+            log_attempt(conn, outbox_id, now, status, code=code, detail=detail, worker=self.worker_id)
+
+
+async def _close(smtp):
+    if smtp is None:
+        return None
+    try:
+        smtp.close()
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
+async def _quit(smtp) -> None:
+    if smtp is None or not smtp.is_connected:
+        return
+    try:
+        await smtp.quit()
+    except Exception:  # noqa: BLE001 - the messages are already recorded
+        smtp.close()
+
+
+def run_sync(coro):
+    """Run a coroutine to completion from synchronous code (in a helper thread if a loop is running here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="partnerflow-mail")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def heartbeat_hook(runtime) -> DispatchResult:
+    """Each heartbeat (and after `clock advance`): queue due digests, then deliver due outbox rows."""
+    from .digest import run_digests
+
+    run_digests(runtime)
+    return Dispatcher(runtime).dispatch()
