@@ -1,0 +1,228 @@
+"""Shared machinery of the reliability tests and of `python -m benchmarks chaos`.
+
+`run_crash` starts worker processes (`tests.reliability.worker`) against a
+real database holding deadline cases, kills them with SIGKILL again and again
+(from outside, and from inside at chosen points of a sweep), restarts them,
+and afterwards counts from the tables what fired once, twice or never, and
+how long the claims of dead workers took to come back.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from engine.clock import ManualClock
+from engine.db import Database
+from engine.directory import add_partner, add_user
+from engine.models import History, Instance, Outbox, Partner, Timer
+from engine.runtime import Runtime
+
+from .lifecycles import DEADLINE, registry
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTNER = "RELY"
+ADMIN = "rely-admin"
+OPERATORS = ("rely-op1", "rely-op2", "rely-op3", "rely-op4", "rely-op5",
+             "rely-op6", "rely-op7", "rely-op8", "rely-op9", "rely-op10")
+H, T, I, OB = History.__table__, Timer.__table__, Instance.__table__, Outbox.__table__
+
+
+def seed_people(db: Database, now: datetime) -> None:
+    """Partner RELY (Beijing time) with its admin, and ten ecosystem managers (idempotent)."""
+    with db.write() as conn:
+        if conn.execute(select(Partner.__table__.c.id).where(Partner.__table__.c.code == PARTNER)).first():
+            return
+        add_partner(conn, {"code": PARTNER, "name": "Reliable Cloud", "admin_login": ADMIN,
+                           "contact_email": "contact@rely.example"}, now)
+        add_user(conn, {"login": ADMIN, "name": "Rely Admin", "email": "admin@rely.example",
+                        "roles": ["partner_admin"], "partner": PARTNER, "personal_info_complete": True}, now)
+        for login in OPERATORS:
+            add_user(conn, {"login": login, "name": login.title(), "email": f"{login}@vendor.example",
+                            "roles": ["ecosystem_manager"]}, now)
+
+
+def seed_deadlines(db: Database, n: int, now: datetime, spread: timedelta) -> list[int]:
+    """Start `n` deadline cases whose timers fall due evenly over `spread` after `now`, in one transaction."""
+    seed_people(db, now)
+    rt = Runtime(db, ManualClock(now), registry())
+    actor = rt.actor(ADMIN)
+    ids = []
+    with db.write() as conn:
+        for k in range(n):
+            due = now + spread * (k / max(n - 1, 1))
+            ids.append(rt.start_in(conn, DEADLINE, {"due": due.isoformat()}, actor, now))
+    return ids
+
+
+@dataclass
+class CrashReport:
+    workers: int
+    cases: int
+    kills: int = 0
+    kills_external: int = 0
+    kills_at_hooks: int = 0
+    timers: int = 0
+    fired_once: int = 0
+    fired_twice: int = 0
+    lost: int = 0
+    claims_of_dead_workers: int = 0
+    max_recovery_after_lease_s: float = 0.0
+    outbox_per_case: list = field(default_factory=list)
+    seconds: float = 0.0
+    worker_errors: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Workers:
+    """Worker processes forked from a fork server that has the engine imported (a restart takes milliseconds)."""
+
+    def __init__(self, url: str, n: int, opts: list[str], logdir: Path, rng: random.Random):
+        self.url, self.opts, self.logdir, self.rng = url, opts, logdir, rng
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["tests.reliability.worker"])
+        self.generation = 0
+        self.procs: dict[str, mp.process.BaseProcess] = {}
+        self.born: dict[str, float] = {}
+        for _ in range(n):
+            self.spawn()
+
+    def spawn(self) -> str:
+        from . import worker
+
+        self.generation += 1
+        wid = f"rel-worker-{self.generation}"
+        argv = [self.url, wid, *self.opts, "--seed", str(self.rng.randrange(1 << 30)),
+                "--log", str(self.logdir / f"{wid}.log")]
+        proc = self.ctx.Process(target=worker.main, args=(argv,), name=wid, daemon=True)
+        proc.start()
+        self.procs[wid] = proc
+        self.born[wid] = time.monotonic()
+        return wid
+
+    def log(self, wid: str) -> str:
+        path = self.logdir / f"{wid}.log"
+        return path.read_text()[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.exitcode is None:
+                p.terminate()
+        for p in self.procs.values():
+            p.join(10)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+
+
+def _claims_of(db: Database, wid: str) -> list[tuple[int, datetime]]:
+    with db.read() as conn:
+        return [(r.id, r.lease_until) for r in conn.execute(
+            select(T.c.id, T.c.lease_until).where(T.c.claimed_by == wid, T.c.status == "claimed"))]
+
+
+def _pending(db: Database) -> tuple[int, int]:
+    with db.read() as conn:
+        rows = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
+    return rows.get("pending", 0), rows.get("claimed", 0)
+
+
+def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: float = 2.0, interval: float = 0.1,
+              limit: int = 5, pause_ms: float = 5.0, kill_every: float = 0.3,
+              die: str = "after_claim=0.03,mid_fire=0.01,in_commit=0.03", timeout: float = 55.0,
+              seed: int = 0, top_up: int = 40, on_tick=None) -> CrashReport:
+    """Kill workers at random while they fire `cases` timers; return what the tables say afterwards.
+
+    `on_tick(elapsed)` is called about every 20 ms while the workers run (the
+    outage test restarts PostgreSQL from it).
+    """
+    rng = random.Random(seed)
+    db = Database(url)
+    report = CrashReport(workers=workers, cases=cases)
+    offset = 120.0  # every timer seeded below (due within the next minute) is due for the workers at once
+    start = datetime.now(UTC)
+    seed_deadlines(db, cases, start, timedelta(seconds=60))
+    total_cases = cases
+    opts = ["--lease", str(lease), "--interval", str(interval), "--limit", str(limit), "--offset", str(offset),
+            "--pause-ms", str(pause_ms), "--die", die]
+    logdir = Path(tempfile.mkdtemp(prefix="pf-rel-"))
+    last_claims: dict[int, datetime] = {}
+    began = time.monotonic()
+    pool = _Workers(url, workers, opts, logdir, rng)
+    last_kill = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now - began > timeout:
+                pending, claimed = _pending(db)
+                raise AssertionError(f"timers still open after {timeout:.0f} s: {pending} pending, {claimed} claimed; "
+                                     f"{report.kills} kills; worker logs in {logdir}")
+            if on_tick is not None:
+                on_tick(now - began)
+            for wid, p in list(pool.procs.items()):
+                code = p.exitcode
+                if code is None:
+                    continue
+                del pool.procs[wid]
+                if code != -signal.SIGKILL:
+                    report.worker_errors.append((wid, code, pool.log(wid)))
+                    raise AssertionError(f"worker {wid} exited with {code}: {pool.log(wid)}")
+                report.kills += 1
+                report.kills_at_hooks += 1
+                for tid, until in _claims_of(db, wid):
+                    last_claims[tid] = until
+                pool.spawn()
+            pending, claimed = _pending(db)
+            if pending == 0 and claimed == 0 and report.kills >= min_kills:
+                break
+            grown = [w for w in sorted(pool.procs) if now - pool.born[w] >= kill_every]
+            if report.kills < min_kills and now - last_kill >= kill_every and grown:
+                wid = rng.choice(grown)
+                p = pool.procs.pop(wid)
+                os.kill(p.pid, signal.SIGKILL)
+                p.join()
+                last_kill = now
+                report.kills += 1
+                report.kills_external += 1
+                for tid, until in _claims_of(db, wid):
+                    last_claims[tid] = until
+                pool.spawn()
+                if pending + claimed < limit * workers and report.kills < min_kills:
+                    # the work ran out before the kills did: give the workers more timers to die over
+                    seed_deadlines(db, top_up, datetime.now(UTC), timedelta(seconds=30))
+                    total_cases += top_up
+            time.sleep(0.02)
+    finally:
+        pool.stop()
+    report.seconds = round(time.monotonic() - began, 1)
+    report.cases = total_cases
+    with db.read() as conn:
+        report.timers = conn.execute(select(func.count()).select_from(T)).scalar_one()
+        statuses = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
+        per_timer = dict(conn.execute(select(H.c.timer_id, func.count()).where(H.c.timer_id.is_not(None))
+                                      .group_by(H.c.timer_id)).all())
+        expiries = dict(conn.execute(select(H.c.instance_id, func.count()).where(H.c.event == "expire")
+                                     .group_by(H.c.instance_id)).all())
+        fired_at = dict(conn.execute(select(T.c.id, T.c.fired_at)).all())
+        outbox = conn.execute(select(OB.c.instance_id, func.count()).group_by(OB.c.instance_id)).all()
+    report.fired_once = sum(1 for c in per_timer.values() if c == 1)
+    report.fired_twice = sum(1 for c in per_timer.values() if c > 1) + sum(1 for c in expiries.values() if c > 1)
+    report.lost = report.timers - len(per_timer) + statuses.get("failed", 0)
+    report.claims_of_dead_workers = len(last_claims)
+    delays = [(fired_at[tid] - until).total_seconds() for tid, until in last_claims.items()
+              if fired_at.get(tid) is not None and until is not None]
+    report.max_recovery_after_lease_s = round(max(delays, default=0.0), 2)
+    report.outbox_per_case = sorted({c for _, c in outbox})
+    db.dispose()
+    return report

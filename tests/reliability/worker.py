@@ -1,0 +1,136 @@
+"""A test-only worker process: the `partnerflow worker` loop (sweep, pause, sweep) with crash hooks.
+
+Run as ``python -m tests.reliability.worker URL WORKER_ID`` with options. It
+sweeps due timers forever with a short lease until it is killed. The clock
+is the wall clock moved by ``--offset`` seconds, so timers set to fall due
+within the next minute are due at once (nobody waits for a timer).
+
+Crash hooks (``--die`` ``point=probability,...``) make the process kill
+itself with SIGKILL at chosen points of a sweep, as ``kill -9`` would:
+
+- ``after_claim``: the claim transaction has committed, nothing fired yet;
+- ``mid_fire``: inside the firing transaction, right after a history row;
+- ``in_commit``: the firing transaction is committing (COMMIT not yet done).
+
+``--pause-ms`` holds each firing transaction open that long after each
+history row, so kills from outside land inside transactions too.
+Each sweep writes one JSON line (what it claimed and fired) to stdout or `--log`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from engine.db import Database
+from engine.runtime import Runtime
+
+from .lifecycles import registry
+
+
+class OffsetClock:
+    """The wall clock plus a fixed offset (UTC, aware)."""
+
+    simulated = False
+
+    def __init__(self, offset: float):
+        self.offset = timedelta(seconds=offset)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def parse_die(spec: str) -> dict[str, float]:
+    points = {}
+    for part in filter(None, (spec or "").split(",")):
+        name, _, p = part.partition("=")
+        points[name.strip()] = float(p or 1)
+    return points
+
+
+def install_hooks(rt: Runtime, die: dict[str, float], pause: float, rng: random.Random) -> None:
+    state = {"claimed": False, "fired": False}
+    db = rt.db
+    claim = rt._claim
+
+    def claim_and_note(conn, limit, now):
+        rows = claim(conn, limit, now)
+        state["claimed"] = bool(rows)
+        return rows
+
+    rt._claim = claim_and_note
+
+    def maybe_die(point: str) -> None:
+        p = die.get(point, 0.0)
+        if p and rng.random() < p:
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    @event.listens_for(db.engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip()[:40].upper().startswith("INSERT INTO HISTORY"):
+            state["fired"] = True
+            if pause:
+                time.sleep(pause)
+            maybe_die("mid_fire")
+
+    @event.listens_for(db.engine, "commit")
+    def _commit(conn):
+        if state["fired"]:
+            state["fired"] = False
+            maybe_die("in_commit")
+
+    @event.listens_for(db.engine, "begin")
+    def _begin(conn):
+        if state["claimed"]:  # the previous transaction (a claim of at least one timer) has committed
+            state["claimed"] = False
+            maybe_die("after_claim")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.reliability.worker")
+    ap.add_argument("url")
+    ap.add_argument("worker_id")
+    ap.add_argument("--lease", type=float, default=2.0, help="claim lease in seconds")
+    ap.add_argument("--interval", type=float, default=0.1, help="pause between sweeps in seconds")
+    ap.add_argument("--limit", type=int, default=10, help="timers claimed per sweep")
+    ap.add_argument("--offset", type=float, default=0.0, help="clock offset from the wall clock in seconds")
+    ap.add_argument("--die", default="", help="crash hooks: point=probability,...")
+    ap.add_argument("--pause-ms", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--log", default=None, help="write the JSON lines here instead of stdout")
+    args = ap.parse_args(argv)
+    out = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else sys.stdout
+
+    def say(item: dict) -> None:
+        out.write(json.dumps(item) + "\n")
+
+    db = Database(args.url)
+    rng = random.Random(args.seed)
+    rt = Runtime(db, OffsetClock(args.offset), registry(), worker_id=args.worker_id,
+                 lease=timedelta(seconds=args.lease))
+    install_hooks(rt, parse_die(args.die), args.pause_ms / 1000.0, rng)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    say({"ready": args.worker_id})
+    while True:
+        try:
+            result = rt.sweep(limit=args.limit)
+        except Exception as exc:  # noqa: BLE001 - database down: try again on the next beat
+            say({"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            time.sleep(args.interval)
+            continue
+        if result.claimed or result.recovered:
+            say({"claimed": result.claimed, "fired": result.fired, "recovered": result.recovered,
+                 "duplicates": result.duplicates, "failed": result.failed})
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
