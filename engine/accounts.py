@@ -149,26 +149,63 @@ def list_accounts(conn: Connection) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(select(A).order_by(A.c.login_id))]
 
 
-def change_registered_country(conn: Connection, login_id: str, country: str, *, ticket: str | None,
+def change_registered_country(conn: Connection, login_id: str, country: str, *, ticket: str | int | None,
                               reason: str | None, actor, now: datetime) -> dict:
-    """Change an account's registered country: only by an operator, naming a service ticket and a reason (FAQ 2.1.10)."""
+    """Change an account's registered country: only by an operator, through a service ticket with a reason (FAQ 2.1.10).
+
+    `ticket` is the case number of a ``service_ticket`` of type
+    ``registered_country_change`` that is submitted and not yet answered, asks
+    for this country and belongs to the account's partner; its reason is
+    recorded (or `reason`, when given).
+    """
     if not (actor.roles & (OPERATOR_ROLES | {ADMIN})):
-        raise Forbidden(f"changing a registered country needs an operator (ecosystem_manager or admin) working a "
-                        f"service ticket; {actor.login} has {', '.join(sorted(actor.roles)) or 'no roles'}")
-    if not (ticket or "").strip():
+        raise Forbidden(f"changing a registered country needs an operator working a service ticket; {actor.login} has "
+                        f"{', '.join(sorted(actor.roles)) or 'no roles'}")
+    if ticket is None or not str(ticket).strip():
         raise ValidationError("ticket", "the registered country can be changed only through a service ticket "
                               "(FAQ 2.1.10): give the ticket number")
-    if not (reason or "").strip():
-        raise ValidationError("reason", "a service ticket changing the registered country must state the reason")
     account = require_account(conn, login_id)
     new = country_code(country)
     if new == account["registered_country"]:
         raise ValidationError("country", f"the registered country already is {country_name(new)}")
+    ticket_row = _country_ticket(conn, ticket, account, new)
+    reason = (reason or "").strip() or (ticket_row.data.get("reason") or "").strip()
+    if not reason:
+        raise ValidationError("reason", "a service ticket changing the registered country must state the reason")
     conn.execute(insert(CC).values(account_id=account["id"], old_country=account["registered_country"],
-                                   new_country=new, ticket=ticket.strip(), reason=reason.strip(),
+                                   new_country=new, ticket=f"#{ticket_row.id}", reason=reason,
                                    changed_by=actor.login, changed_at=now))
     conn.execute(update(A).where(A.c.id == account["id"]).values(registered_country=new))
     return _account(conn, account["id"])
+
+
+OPEN_TICKET_STATES = ("pending_processing", "processing")
+
+
+def _country_ticket(conn: Connection, ticket, account: dict, country: str):
+    from .models import Instance
+
+    inst = Instance.__table__
+    ref = str(ticket).strip().lstrip("#")
+    if not ref.isdigit():
+        raise ValidationError("ticket", f"{ticket!r} is not a service ticket number (the case number of a "
+                              "registered_country_change ticket)")
+    row = conn.execute(select(inst).where(inst.c.id == int(ref), inst.c.workflow == "service_ticket")).first()
+    if row is None:
+        raise ValidationError("ticket", f"no service ticket #{ref}")
+    data = row.data or {}
+    if data.get("type") != "registered_country_change":
+        raise ValidationError("ticket", f"service ticket #{ref} is of type {data.get('type')!r}, not "
+                              "'registered_country_change'")
+    if row.state not in OPEN_TICKET_STATES:
+        raise ValidationError("ticket", f"service ticket #{ref} is {row.state.replace('_', ' ')}; the change is made "
+                              "while the ticket is submitted and being processed")
+    if data.get("new_country") != country:
+        raise ValidationError("country", f"service ticket #{ref} asks for {country_name(data.get('new_country'))}, "
+                              f"not {country_name(country)}")
+    if account["partner_id"] is not None and row.partner_id != account["partner_id"]:
+        raise ValidationError("ticket", f"service ticket #{ref} was raised by another partner")
+    return row
 
 
 def country_changes(conn: Connection, login_id: str) -> list[dict]:
@@ -376,8 +413,8 @@ def accounts_show(login_id: str, as_json: bool) -> None:
 @ACCOUNTS_CLI.command("change-country")
 @click.argument("login_id")
 @click.option("--country", required=True)
-@click.option("--ticket", default=None, help="Service ticket number (required, FAQ 2.1.10).")
-@click.option("--reason", default=None, help="Reason stated in the ticket (required).")
+@click.option("--ticket", default=None, help="Case number of the registered_country_change service ticket (FAQ 2.1.10).")
+@click.option("--reason", default=None, help="Reason (default: the one stated in the ticket).")
 @click.option("--as", "login", envvar="PARTNERFLOW_USER", required=True)
 @_cli_errors
 def accounts_change_country(login_id: str, country: str, ticket, reason, login: str) -> None:
@@ -386,7 +423,8 @@ def accounts_change_country(login_id: str, country: str, ticket, reason, login: 
     actor = rt.actor(login)
     with rt.db.write() as conn:
         acc = change_registered_country(conn, login_id, country, ticket=ticket, reason=reason, actor=actor, now=rt.now())
-    click.echo(f"{acc['login_id']}: registered country now {country_name(acc['registered_country'])} (ticket {ticket})")
+    click.echo(f"{acc['login_id']}: registered country now {country_name(acc['registered_country'])} "
+               f"(ticket #{str(ticket).lstrip('#')})")
 
 
 @ACCOUNTS_CLI.command("associate")

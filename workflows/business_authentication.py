@@ -22,9 +22,12 @@ Rules enforced:
   resubmitted by the partner admin. The automatic review re-checks the
   registered country, which a service ticket may have changed meanwhile.
 - The registered country cannot be changed by editing (FAQ 2.1.10): an edit
-  naming ``registered_country`` is refused with the way to do it (a service
-  ticket with a reason; an operator runs ``partnerflow accounts
-  change-country``).
+  naming ``registered_country`` is refused with the way to do it: a
+  ``service_ticket`` of type ``registered_country_change`` stating the
+  reason; while it is processed an operator applies it
+  (`engine.accounts.change_registered_country`, ``partnerflow accounts
+  change-country --ticket N``), which checks the ticket's type, state,
+  country and partner and records the change with the ticket and reason.
 
 Also here: `SUPPLIERS_CLI` (``partnerflow suppliers add``), the procurement
 suppliers that payment-information review waits for (FAQ 2.1.9).
@@ -118,8 +121,9 @@ def registered_country_matches(ctx: Ctx) -> str | None:
 def registered_country_not_edited(ctx: Ctx) -> str | None:
     """The registered country is not changed in the normal flow (FAQ 2.1.10)."""
     if "registered_country" in ctx.payload:
-        return ("the registered country cannot be changed by editing (FAQ 2.1.10): open a service ticket stating "
-                "the reason; an operator then changes it (partnerflow accounts change-country)")
+        return ("the registered country cannot be changed by editing (FAQ 2.1.10): open a service ticket of type "
+                "registered_country_change stating the reason; an operator then changes it "
+                "(partnerflow accounts change-country --ticket N)")
     return None
 
 

@@ -291,44 +291,75 @@ def test_registered_country_cannot_be_edited_in_the_case(runtime, people, acme):
     p = start(runtime, people, "payment_authentication", PAYMENT)
     before = counts(runtime.db)
     with pytest.raises(RuleViolation, match="the registered country cannot be changed by editing \\(FAQ 2.1.10\\): "
-                                            "open a service ticket stating the reason"):
+                                            "open a service ticket of type registered_country_change stating the reason"):
         runtime.fire(p["id"], "edit", people["acme-admin"], {"registered_country": "DE"})
     with pytest.raises(RuleViolation, match="differs from the legal entity's registered country, Germany"):
         runtime.fire(p["id"], "edit", people["acme-admin"], {"legal_entity_country": "DE"})
     assert counts(runtime.db) == before
 
 
-def test_registered_country_changes_only_through_a_ticket_with_reason(runtime, people, acme):
-    now = runtime.now()
+def country_ticket(runtime, people, country="DE", who="acme-admin", take=True):
+    """A registered_country_change service ticket, submitted and (by default) taken by operations."""
+    t = runtime.start("service_ticket", {"type": "registered_country_change", "title": "Registered country",
+                                         "description": "Our headquarters moved.", "reason": "headquarters moved",
+                                         "new_country": country}, people[who])
+    runtime.fire(t["id"], "submit", people[who])
+    if take:
+        runtime.fire(t["id"], "take", people["oscar"])
+    return t["id"]
+
+
+def change_country(runtime, people, ticket, country="DE", who="oscar", reason=None, login="acme-partner"):
+    with runtime.db.write() as conn:
+        return accounts.change_registered_country(conn, login, country, ticket=ticket, reason=reason,
+                                                  actor=people[who], now=runtime.now())
+
+
+def test_registered_country_changes_only_through_a_service_ticket(runtime, people, acme):
+    ticket = country_ticket(runtime, people)
+    general = runtime.start("service_ticket", {"title": "Question", "description": "Hello"}, people["acme-admin"])["id"]
+    nord = country_ticket(runtime, people, who="nord-admin", country="FR")
     before = counts(runtime.db)
-    with runtime.db.write() as conn:
-        with pytest.raises(Forbidden, match="needs an operator"):
-            accounts.change_registered_country(conn, "acme-partner", "DE", ticket="T-1", reason="moved",
-                                               actor=people["acme-admin"], now=now)
-        with pytest.raises(ValidationError, match="ticket: the registered country can be changed only through a "
-                                                  "service ticket"):
-            accounts.change_registered_country(conn, "acme-partner", "DE", ticket="", reason="moved",
-                                               actor=people["alice"], now=now)
-        with pytest.raises(ValidationError, match="reason: a service ticket changing the registered country must "
-                                                  "state the reason"):
-            accounts.change_registered_country(conn, "acme-partner", "DE", ticket="T-1", reason=" ",
-                                               actor=people["alice"], now=now)
+    for who, ref, country, error, message in (
+        ("acme-admin", ticket, "DE", Forbidden, "changing a registered country needs an operator working a service "
+                                                "ticket; acme-admin has partner_admin"),
+        ("oscar", "", "DE", ValidationError, "ticket: the registered country can be changed only through a service "
+                                             "ticket (FAQ 2.1.10): give the ticket number"),
+        ("oscar", "T-1", "DE", ValidationError, "ticket: 'T-1' is not a service ticket number"),
+        ("oscar", 9999, "DE", ValidationError, "ticket: no service ticket #9999"),
+        ("oscar", general, "DE", ValidationError, f"ticket: service ticket #{general} is of type 'general', not "
+                                                  "'registered_country_change'"),
+        ("oscar", ticket, "FR", ValidationError, f"country: service ticket #{ticket} asks for Germany (DE), not "
+                                                 "France (FR)"),
+        ("oscar", nord, "FR", ValidationError, f"ticket: service ticket #{nord} was raised by another partner"),
+    ):
+        with pytest.raises(error) as err:
+            change_country(runtime, people, ref, country=country, who=who)
+        assert err.value.message.startswith(message), err.value.message
     assert counts(runtime.db) == before
-    with runtime.db.write() as conn:
-        changed = accounts.change_registered_country(conn, "acme-partner", "de", ticket="T-1",
-                                                     reason="headquarters moved to Berlin", actor=people["alice"], now=now)
-        assert changed["registered_country"] == "DE"
-        assert [(c["old_country"], c["new_country"], c["ticket"]) for c in accounts.country_changes(conn, "acme-partner")] \
-            == [("CN", "DE", "T-1")]
+    changed = change_country(runtime, people, f"#{ticket}")
+    assert changed["registered_country"] == "DE"
+    with runtime.db.read() as conn:
+        assert [(c["old_country"], c["new_country"], c["ticket"], c["reason"], c["changed_by"])
+                for c in accounts.country_changes(conn, "acme-partner")] == [
+            ("CN", "DE", f"#{ticket}", "headquarters moved", "oscar")]
     assert start(runtime, people, "business_authentication",
                  {**BUSINESS, "legal_entity_country": "DE"})["state"] == "under_review"
 
 
+def test_country_change_refused_before_the_ticket_is_submitted(runtime, people, acme):
+    draft = runtime.start("service_ticket", {"type": "registered_country_change", "title": "Country",
+                                             "description": "moved", "reason": "moved", "new_country": "DE"},
+                          people["acme-admin"])["id"]
+    with pytest.raises(ValidationError, match=f"ticket: service ticket #{draft} is created; the change is made while "
+                                              "the ticket is submitted and being processed"):
+        change_country(runtime, people, draft)
+
+
 def test_automatic_review_fails_when_country_changed_between_submission_and_review(runtime, people, acme):
+    ticket = country_ticket(runtime, people)
     case = runtime.start("business_authentication", BUSINESS, people["acme-admin"])
-    with runtime.db.write() as conn:
-        accounts.change_registered_country(conn, "acme-partner", "DE", ticket="T-2", reason="correction",
-                                           actor=people["root"], now=runtime.now())
+    change_country(runtime, people, ticket, who="root")
     runtime.drain()
     view = runtime.get(case["id"])
     assert view["state"] == "failed"
@@ -361,15 +392,17 @@ def test_cli_apply_together_and_status(cli, tmp_path):
     assert "may not be paid" in cli("authentication", "status", "ACME").stdout
 
 
-def test_cli_change_country_refused_without_ticket(cli):
-    result = cli("accounts", "change-country", "acme-partner", "--country", "DE", "--reason", "moved", "--as", "alice",
+def test_cli_change_country_refused_without_ticket(cli, runtime, people):
+    result = cli("accounts", "change-country", "acme-partner", "--country", "DE", "--reason", "moved", "--as", "oscar",
                  ok=False)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ticket: the registered country can be changed only through a service ticket")
-    out = cli("accounts", "change-country", "acme-partner", "--country", "DE", "--ticket", "T-9", "--reason", "moved",
-              "--as", "alice").stdout
+    ticket = country_ticket(runtime, people)
+    out = cli("accounts", "change-country", "acme-partner", "--country", "DE", "--ticket", str(ticket),
+              "--as", "oscar").stdout
     assert "registered country now Germany (DE)" in out
-    assert "country CN -> DE by alice (ticket T-9: moved)" in cli("accounts", "show", "acme-partner").stdout
+    assert f"country CN -> DE by oscar (ticket #{ticket}: headquarters moved)" in cli("accounts", "show",
+                                                                                    "acme-partner").stdout
 
 
 def test_cli_suppliers_add_sends_review_to_procurement(cli, runtime, people):
