@@ -20,29 +20,29 @@ Rules enforced:
   when the month's spend falls below the new budget) or freeze the customer
   (``frozen``: every purchase is refused, pay-per-use included, until the
   partner unfreezes).
-- The budget starts afresh each month: the calendar schedule
-  ``reseller_budget-month-start`` runs at 00:00 on the first day of every
-  month in each time zone (`engine.schedules.monthly_first_day`) and resets
-  the cases of partners in that zone (Beijing time by default, FAQ 5.7.12):
-  spend zero, alerts re-armed, restriction lifted (a freeze stays). A spend
-  recorded in a new month before the reset ran starts that month itself, and
-  `purchase_allowed` treats a case of a past month as fresh.
+- The budget starts afresh each month at 00:00 on the 1st in the partner's
+  time zone (Beijing time by default, FAQ 5.7.12): spend zero, alerts
+  re-armed, restriction lifted (a freeze stays). Each case carries a durable
+  ``month_start`` timer for its partner's zone (re-armed by the reset), and
+  the calendar schedule ``reseller_budget-month-start``
+  (`engine.schedules.monthly_first_day`, Beijing time) sweeps up any budget
+  still on a past month. A spend recorded in a new month before the reset
+  starts that month itself, and `purchase_allowed` treats a case of a past
+  month as fresh.
 - The case closes when the customer leaves the partner or the reseller model
   (`customer_association`), or when the partner closes it.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
-from zoneinfo import available_timezones
 
 from sqlalchemy import select
 
 from engine import customers as cust
 from engine.calendar import calendar_for
-from engine.definition import Ctx, Notify, Transition, Workflow
+from engine.definition import Ctx, Notify, Timer, Transition, Workflow
 from engine.errors import ValidationError
 from engine.models import Instance, Partner
 from engine.roles import ADMIN, FINANCE, PARTNER_ADMIN, PARTNER_MEMBER, SYSTEM
@@ -215,33 +215,14 @@ def purchase_allowed(conn, customer_ref: str | int, product_kind: str, now: date
     return None
 
 
-# -- the monthly schedule ------------------------------------------------------------
-@lru_cache(maxsize=64)
-def _month_starts(year: int, month: int) -> tuple[datetime, ...]:
-    """00:00 on the first of the month in every time zone, as distinct UTC instants."""
-    probe = datetime(year, month, 1, tzinfo=UTC) - timedelta(days=2)  # before the month starts in any zone
-    instants = set()
-    for name in sorted(available_timezones()):
-        try:
-            instants.add(monthly_first_day(calendar=calendar_for(None, name))(probe))
-        except ValidationError:  # a zone the calendar cannot load is skipped
-            continue
-    return tuple(sorted(instants))
+# -- the monthly reset ---------------------------------------------------------------
+def next_month_start(ctx: Ctx) -> datetime:
+    """00:00 on the first day of the next month in the partner's time zone."""
+    return monthly_first_day(calendar=ctx.calendar)(ctx.now)
 
 
-def month_start_in_any_zone(after: datetime) -> datetime:
-    """The next instant after `after` at which a month starts in some time zone."""
-    year, month = after.year, after.month
-    for _ in range(3):
-        for instant in _month_starts(year, month):
-            if instant > after:
-                return instant
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    raise RuntimeError("no month start found")
-
-
-def reset_budgets(sctx: ScheduleCtx) -> str:
-    """Reset every open budget whose partner's month has turned since its current month."""
+def reset_stale_budgets(sctx: ScheduleCtx) -> str:
+    """Catch-up sweep: reset every open budget still holding a month that has ended in its partner's zone."""
     rows = sctx.conn.execute(select(I.c.id, I.c.data, P.c.region, P.c.timezone).join(P, P.c.id == I.c.partner_id)
                              .where(I.c.workflow == "reseller_budget", I.c.is_final.is_(False))
                              .order_by(I.c.id)).all()
@@ -254,8 +235,8 @@ def reset_budgets(sctx: ScheduleCtx) -> str:
     return f"{done} budget(s) reset"
 
 
-SCHEDULES = [CalendarSchedule("reseller_budget-month-start", month_start_in_any_zone, reset_budgets,
-                              description="00:00 on the 1st of each month in each partner's time zone")]
+SCHEDULES = [CalendarSchedule("reseller_budget-month-start", monthly_first_day(), reset_stale_budgets,
+                              description="00:00 Beijing time on the 1st of each month: reset budgets of a past month")]
 
 
 WORKFLOW = Workflow(
@@ -288,9 +269,13 @@ WORKFLOW = Workflow(
         Transition("unfreeze", S.frozen, S.restricted, PARTNER_PEOPLE, when=reaches_budget),
         Transition("unfreeze", S.frozen, S.active, PARTNER_PEOPLE),
         Transition("reset_month", S.restricted, S.active, {SYSTEM}, effect=reset_month, label="new month"),
-        Transition("reset_month", (S.active, S.frozen), None, {SYSTEM}, effect=reset_month, label="new month"),
+        Transition("reset_month", S.active, S.active, {SYSTEM}, effect=reset_month, label="new month"),
+        Transition("reset_month", S.frozen, S.frozen, {SYSTEM}, effect=reset_month, label="new month"),
         Transition("close", (S.active, S.restricted, S.frozen), S.closed, PARTNER_PEOPLE | {SYSTEM}),
     ),
+    timers=tuple(Timer(state, "reset_month", at=next_month_start, name="month_start",
+                       description="00:00 on the 1st of next month in the partner's time zone")
+                 for state in (S.active, S.restricted, S.frozen)),
     notifications=(
         Notify("reseller_budget/alert_75", ["partner", "data:customer"], on_event="record_spend", when=crossed(75),
                category="finance"),
