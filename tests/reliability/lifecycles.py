@@ -7,6 +7,10 @@ recipient; the crash, outage and no-worker tests count its firings.
 ``settlement``: a reconciliation-like case the partner may confirm or reject
 while an auto-confirm timer runs to the end of the period; each outcome
 queues its own email. The races test rejects at the instant the timer is due.
+
+They borrow existing email templates (each outcome a different one) and put
+the fields those templates read (``title``, ``exam``) into the case data,
+so every row they queue renders in both locales like any other.
 """
 from __future__ import annotations
 
@@ -15,6 +19,11 @@ from enum import StrEnum
 from engine.definition import Notify, Timer, Transition, Workflow
 from engine.registry import Registry, default_registry
 from engine.schema import Field, Schema
+
+
+EXPIRED_MAIL = "service_ticket/taken"
+#: The email each settlement outcome queues (event -> template).
+MAIL = {"auto_confirm": "service_ticket/taken", "reject": "exam_voucher/rejected", "confirm": "mdf_claim/unfrozen"}
 
 
 class D(StrEnum):
@@ -35,8 +44,9 @@ DEADLINE = Workflow(
         Transition("expire", D.waiting, D.expired, {"system"}),
         Transition("cancel", D.waiting, D.cancelled, {"partner_admin", "ecosystem_manager"}),
     ),
+    start_effect=lambda ctx: {"title": "Deadline case", "exam": "Deadline case"},
     timers=(Timer(D.waiting, "expire", at=lambda ctx: ctx.instant("due"), description="at the given instant"),),
-    notifications=(Notify("rel_deadline/expired", ["partner"], on_enter=D.expired),),
+    notifications=(Notify(EXPIRED_MAIL, ["partner"], on_enter=D.expired),),
 )
 
 
@@ -62,11 +72,12 @@ SETTLEMENT = Workflow(
         Transition("approve", R.open, R.approved, {"ecosystem_manager"}),
         Transition("auto_confirm", R.open, R.auto_confirmed, {"system"}),
     ),
+    start_effect=lambda ctx: {"title": "Settlement case", "exam": "Settlement case"},
     timers=(Timer(R.open, "auto_confirm", at=lambda ctx: ctx.instant("period_end"), description="period end"),),
     notifications=(
-        Notify("rel_settlement/auto_confirmed", ["partner"], on_enter=R.auto_confirmed),
-        Notify("rel_settlement/rejected", ["partner"], on_enter=R.rejected),
-        Notify("rel_settlement/confirmed", ["partner"], on_enter=R.confirmed),
+        Notify(MAIL["auto_confirm"], ["partner"], on_enter=R.auto_confirmed),
+        Notify(MAIL["reject"], ["partner"], on_enter=R.rejected),
+        Notify(MAIL["confirm"], ["partner"], on_enter=R.confirmed),
     ),
 )
 

@@ -25,7 +25,7 @@ from engine.models import History, Outbox, Timer
 from engine.runtime import Runtime
 
 from .harness import ADMIN, OPERATORS, seed_people
-from .lifecycles import SETTLEMENT, registry
+from .lifecycles import MAIL, SETTLEMENT, registry
 
 H, OB, T = History.__table__, Outbox.__table__, Timer.__table__
 DECISIONS = ("approve", "reject", "confirm", "auto_confirm")
@@ -172,7 +172,7 @@ def timer_races(url: str, rounds: int, *, seed: int = 0) -> RaceReport:
                 if "last change: 'auto_confirm' by system" in said:
                     report.conflicts_naming_winner += 1
             expected_state = {"reject": ("rejected", "cancelled"), "auto_confirm": ("auto_confirmed", "fired")}
-            wanted_mail = {"rel_settlement/rejected" if outcome == "reject" else "rel_settlement/auto_confirmed"}
+            wanted_mail = {MAIL[outcome]}
             if mails != wanted_mail or timer != expected_state[outcome][1]:
                 report.wrong_emails += 1
     finally:
