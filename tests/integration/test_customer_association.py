@@ -7,7 +7,7 @@ from itertools import count as counter
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from engine import locks
@@ -469,6 +469,7 @@ def test_property_at_most_one_partner_ever_holds_the_customer(runtime, people, a
             except (RuleViolation, LockHeld):
                 ok = False
             assert ok == expect, (action, lock, holder)
+            event(f"pre-register {'locked' if ok else 'refused'}")
             if ok:
                 lock = {"owner": p, "until": now + timedelta(days=15), "case": case["id"]}
         elif kind == "release":
@@ -517,6 +518,7 @@ def test_property_at_most_one_partner_ever_holds_the_customer(runtime, people, a
                 except (RuleViolation, LockHeld, EventNotAllowed):
                     ok = False
                 assert ok == expect, (action, lock, holder, inv)
+                event(f"accept {'associated' if ok else 'refused'}")
                 if ok:
                     inv["state"] = "associated"
                     holder = p
