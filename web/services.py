@@ -629,7 +629,12 @@ def render(row: dict) -> Rendered:
     except ImportError:
         ctx = json.dumps(row.get("context") or {}, indent=2, ensure_ascii=False, default=str)
         return Rendered(subject=f"[{row['template']}]", text=ctx, html="", rendered=False)
-    msg = render_message(row)
+    from engine.errors import PartnerflowError
+
+    try:
+        msg = render_message(row)
+    except PartnerflowError as exc:
+        return Rendered(subject=f"[{row['template']}] cannot be rendered", text=exc.message, html="", rendered=False)
     return Rendered(subject=msg.subject, text=msg.text, html=msg.html, rendered=True)
 
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 from werkzeug.security import generate_password_hash
 
-from engine.definition import InboxTask, Notify, Timer, Transition, Workflow
+from engine.definition import InboxTask, Timer, Transition, Workflow
 from engine.models import User
 from engine.registry import Registry
 from engine.roles import ADMIN, ECOSYSTEM_MANAGER, MDF_OWNER, PARTNER_ADMIN, PARTNER_MEMBER, SYSTEM
@@ -74,8 +74,6 @@ PROBE = Workflow(
                   flags=lambda ctx: ["large"] if ctx.money("amount") and ctx.money("amount") > 10000 else []),
         InboxTask(PS.returned, PARTNER_ADMIN, "Fix and resubmit the probe request"),
     ),
-    notifications=(Notify("exam_voucher/applied", ["role:mdf_owner"], on_enter=PS.submitted),
-                   Notify("exam_voucher/rejected", ["partner"], on_enter=PS.returned)),
 )
 
 
