@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from .actors import SYSTEM_ACTOR, Actor
 from .calendar import calendar_for
@@ -57,6 +57,30 @@ U = User.__table__
 SC = Schedule.__table__
 
 MAX_TIMER_ATTEMPTS = 5
+
+# Hot-path statements, built once: SQLAlchemy reuses their compiled form, so a
+# transition pays for the database round trips and not for building SQL.
+_LOAD = select(I).where(I.c.id == bindparam("iid"))
+_LOAD_LOCKED = _LOAD.with_for_update()
+_UPDATE_INSTANCE = update(I).where(I.c.id == bindparam("_iid"), I.c.version == bindparam("_old_version"))
+_INSERT_HISTORY = insert(H)
+_INSERT_TIMERS = insert(TM)
+_PARTNER = select(P).where(P.c.id == bindparam("pid"))
+_CANCEL_TIMERS = (update(TM).where(TM.c.instance_id == bindparam("iid"), TM.c.status.in_(("pending", "claimed")))
+                  .values(status="cancelled", lease_until=None))
+_CANCEL_OTHER_TIMERS = (update(TM).where(TM.c.instance_id == bindparam("iid"),
+                                         TM.c.status.in_(("pending", "claimed")), TM.c.id != bindparam("tid"))
+                        .values(status="cancelled", lease_until=None))
+_CLOSE_TASKS = (update(TK).where(TK.c.instance_id == bindparam("iid"), TK.c.status == "open")
+                .values(status="done", closed_at=bindparam("now"), closed_by=bindparam("by")))
+_VIEW_HISTORY = select(H).where(H.c.instance_id == bindparam("iid")).order_by(H.c.version)
+_VIEW_TIMERS = (select(TM).where(TM.c.instance_id == bindparam("iid"), TM.c.status.in_(("pending", "claimed")))
+                .order_by(TM.c.due_at))
+_VIEW_TASKS = select(TK).where(TK.c.instance_id == bindparam("iid"), TK.c.status == "open").order_by(TK.c.id)
+_TIMER_MINE = select(TM.c.status, TM.c.claimed_by).where(TM.c.id == bindparam("tid"))
+_TIMER_FIRED = (update(TM).where(TM.c.id == bindparam("tid"), TM.c.status == "claimed",
+                                 TM.c.claimed_by == bindparam("worker"))
+                .values(status="fired", fired_at=bindparam("now"), lease_until=None))
 
 
 def clock_from_env(db: Database) -> Clock:
@@ -177,9 +201,13 @@ class Runtime:
 
     def fire_in(self, conn: Connection, instance_id: int, event: str, actor: Actor, payload: dict,
                 expected_version: int | None, comment: str | None, now: datetime,
-                timer_id: int | None = None) -> tuple[int, str]:
-        """Fire inside an open transaction; returns (new version, new state)."""
-        row = self._load(conn, instance_id, actor)
+                timer_id: int | None = None, row=None) -> tuple[int, str]:
+        """Fire inside an open transaction; returns (new version, new state).
+
+        `row` is the case's row when the caller has just loaded (and locked) it.
+        """
+        if row is None:
+            row = self._load(conn, instance_id, actor)
         wf = self.registry.get(row.workflow)
         if expected_version is not None and expected_version != row.version:
             raise StaleVersion(instance_id, expected_version, row.version)
@@ -210,13 +238,13 @@ class Runtime:
             values["state_entered_at"] = now
         if wf.business_key:
             values["business_key"] = wf.business_key(new_data)
-        res = conn.execute(update(I).where(I.c.id == instance_id, I.c.version == row.version).values(**values))
+        res = conn.execute(_UPDATE_INSTANCE, {"_iid": instance_id, "_old_version": row.version, **values})
         if res.rowcount != 1:
             current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
             raise StaleVersion(instance_id, row.version, current)
-        conn.execute(insert(H).values(instance_id=instance_id, version=version, at=now, actor=actor.login,
-                                      event=event, from_state=row.state, to_state=dest, comment=comment,
-                                      payload=cleaned, timer_id=timer_id))
+        conn.execute(_INSERT_HISTORY, {"instance_id": instance_id, "version": version, "at": now, "actor": actor.login,
+                                       "event": event, "from_state": row.state, "to_state": dest, "comment": comment,
+                                       "payload": cleaned, "timer_id": timer_id})
         ctx.data, ctx.state = new_data, dest
         if changed:
             self._leave(conn, instance_id, row.state, now, actor, timer_id)
@@ -240,10 +268,7 @@ class Runtime:
             instance_id = int(instance_id)
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
-        query = select(I).where(I.c.id == instance_id)
-        if self.db.is_postgres:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        row = conn.execute(_LOAD_LOCKED if self.db.is_postgres else _LOAD, {"iid": instance_id}).first()
         if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
             raise NotFound(f"case {instance_id} not found")
         return row
@@ -256,7 +281,7 @@ class Runtime:
     def _partner(self, conn: Connection, partner_id: int | None) -> dict | None:
         if partner_id is None:
             return None
-        row = conn.execute(select(P).where(P.c.id == partner_id)).first()
+        row = conn.execute(_PARTNER, {"pid": partner_id}).first()
         return dict(row._mapping) if row is not None else None
 
     def _start_partner(self, conn: Connection, wf: Workflow, raw: dict, actor: Actor) -> dict | None:
@@ -298,17 +323,16 @@ class Runtime:
                             f"submitted or edited case {row.id}, and cannot {event} it")
 
     def _leave(self, conn: Connection, iid: int, state: str, now: datetime, actor: Actor, timer_id: int | None):
-        cond = and_(TM.c.instance_id == iid, TM.c.status.in_(("pending", "claimed")))
-        if timer_id is not None:
-            cond = and_(cond, TM.c.id != timer_id)
-        conn.execute(update(TM).where(cond).values(status="cancelled", lease_until=None))
-        conn.execute(update(TK).where(TK.c.instance_id == iid, TK.c.status == "open")
-                     .values(status="done", closed_at=now, closed_by=actor.login))
+        if timer_id is None:
+            conn.execute(_CANCEL_TIMERS, {"iid": iid})
+        else:
+            conn.execute(_CANCEL_OTHER_TIMERS, {"iid": iid, "tid": timer_id})
+        conn.execute(_CLOSE_TASKS, {"iid": iid, "now": now, "by": actor.login})
 
     def _enter(self, conn: Connection, wf: Workflow, ctx: Ctx, state: str, version: int) -> None:
         timers = [tm for tm in wf.timers_for(state) if tm.when is None or tm.when(ctx)]
         if timers:
-            conn.execute(insert(TM), [
+            conn.execute(_INSERT_TIMERS, [
                 {"instance_id": ctx.instance_id, "name": tm.key, "event": tm.event, "state": state,
                  "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
                  "status": "pending", "attempts": 0, "created_at": ctx.now}
@@ -396,7 +420,7 @@ class Runtime:
             instance_id = int(instance_id)
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
-        row = conn.execute(select(I).where(I.c.id == instance_id)).first()
+        row = conn.execute(_LOAD, {"iid": instance_id}).first()
         if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
             raise NotFound(f"case {instance_id} not found")
         wf = self.registry.get(row.workflow)
@@ -406,11 +430,10 @@ class Runtime:
             {"version": h.version, "at": h.at.isoformat(), "actor": h.actor, "event": h.event,
              "from": h.from_state, "to": h.to_state, "comment": h.comment, "payload": h.payload or {},
              "timer_id": h.timer_id}
-            for h in conn.execute(select(H).where(H.c.instance_id == instance_id).order_by(H.c.version))
+            for h in conn.execute(_VIEW_HISTORY, {"iid": instance_id})
         ]
         timers = []
-        for t in conn.execute(select(TM).where(TM.c.instance_id == instance_id, TM.c.status.in_(("pending", "claimed")))
-                              .order_by(TM.c.due_at)):
+        for t in conn.execute(_VIEW_TIMERS, {"iid": instance_id}):
             tr = next(iter(wf.candidates(t.state, t.event)), None)
             outcome = f"-> {tr.dest}" if tr is not None and tr.dest else "(stays)"
             timers.append({"id": t.id, "name": t.name, "event": t.event, "due_at": t.due_at.isoformat(),
@@ -421,8 +444,7 @@ class Runtime:
              "due_at": t.due_at.isoformat() if t.due_at else None,
              "due_local": cal.format(t.due_at) if t.due_at else None, "flags": t.flags or [],
              "created_at": t.created_at.isoformat()}
-            for t in conn.execute(select(TK).where(TK.c.instance_id == instance_id, TK.c.status == "open")
-                                  .order_by(TK.c.id))
+            for t in conn.execute(_VIEW_TASKS, {"iid": instance_id})
         ]
         return {
             "id": row.id, "workflow": wf.name, "title": wf.title, "state": row.state, "version": row.version,
@@ -450,7 +472,7 @@ class Runtime:
         claimed.sort(key=lambda t: (t.instance_id, t.due_at, t.id))  # one lock order for every worker
         errors: list[tuple[int, str, bool]] = []
         with self.db.write() as conn:
-            for t in claimed:
+            for t in self._fire_batch(conn, claimed, now, result):
                 try:
                     with conn.begin_nested():
                         outcome = self._fire_timer(conn, t, now)
@@ -499,19 +521,134 @@ class Runtime:
                            TM.c.name))
         return list(conn.execute(stmt))
 
+    def _fire_batch(self, conn: Connection, claimed: list, now: datetime, result: SweepResult) -> list:
+        """Fire the plain timers of a claimed batch with a few set-based statements; return the rest.
+
+        A timer is plain when its transition has no guards, effect, four-eyes
+        rule, payload rule, follow-ups, inbox tasks or emails: firing it is then
+        fully decided in memory, and its writes (case update, history row,
+        timers and tasks of the state left, timers of the state entered, timer
+        marked fired) go to the database as one statement per kind for the
+        whole batch, inside one savepoint. Everything else, and the whole batch
+        if that savepoint fails, goes back to the caller for the one-by-one path.
+        """
+        if not claimed:
+            return claimed
+        ids = sorted({t.instance_id for t in claimed})
+        query = select(I).where(I.c.id.in_(ids)).order_by(I.c.id)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        insts = {r.id: r for r in conn.execute(query)}
+        mine = {r.id for r in conn.execute(select(TM.c.id).where(
+            TM.c.id.in_([t.id for t in claimed]), TM.c.status == "claimed", TM.c.claimed_by == self.worker_id))}
+        pids = sorted({r.partner_id for r in insts.values() if r.partner_id is not None})
+        partners = {r.id: dict(r._mapping) for r in conn.execute(select(P).where(P.c.id.in_(pids)))} if pids else {}
+        rest, plans, obsolete, seen = [], [], [], set()
+        for t in claimed:
+            inst = insts.get(t.instance_id)
+            if inst is None or t.instance_id in seen:
+                rest.append(t)
+                continue
+            if t.id not in mine:
+                continue  # cancelled by a transition or reclaimed after our lease ended
+            wf = self.registry.workflows.get(inst.workflow)
+            if wf is None:
+                rest.append(t)
+                continue
+            if inst.state != t.state or inst.version < t.armed_version or not wf.candidates(inst.state, t.event):
+                obsolete.append(t.id)
+                continue
+            plan = self._plan_plain(conn, wf, inst, t, partners.get(inst.partner_id), now)
+            if plan is None:
+                rest.append(t)
+                continue
+            seen.add(t.instance_id)
+            plans.append(plan)
+        if obsolete:
+            conn.execute(update(TM).where(TM.c.id.in_(obsolete)).values(status="obsolete", lease_until=None))
+            result.obsolete += len(obsolete)
+        if not plans:
+            return rest
+        try:
+            with conn.begin_nested():
+                self._write_plans(conn, plans, now)
+        except Exception:  # noqa: BLE001 - the one-by-one path decides each timer and records its error
+            log.info("batched firing of %d timers fell back to one by one", len(plans), exc_info=True)
+            return [p["timer"] for p in plans] + rest
+        result.fired += len(plans)
+        return rest
+
+    def _plan_plain(self, conn: Connection, wf: Workflow, inst, t, partner: dict | None, now: datetime):
+        """The writes of firing timer `t` on `inst`, or None when it needs the one-by-one path."""
+        rows = wf.candidates(inst.state, t.event)
+        if any(r.guards or r.effect or r.four_eyes or r.payload.fields for r in rows):
+            return None
+        if wf.tasks_for_event(t.event) or wf.notifications_on_event(t.event):
+            return None
+        data = dict(inst.data or {})
+        ctx = self._ctx(conn, wf, inst.id, inst.state, data, {}, SYSTEM_ACTOR, now, partner, t.event, None)
+        try:
+            chosen = wf.select(ctx, t.event)
+        except PartnerflowError:
+            return None
+        changed = not chosen.internal
+        if changed and (wf.notifications_on_enter(chosen.dest) or wf.tasks_for_state(chosen.dest)):
+            return None
+        dest = wf.apply(chosen, ctx)
+        if ctx.followups:
+            return None
+        version = inst.version + 1
+        ctx.state = dest
+        arm = []
+        if changed:
+            for tm in wf.timers_for(dest):
+                if tm.when is None or tm.when(ctx):
+                    arm.append({"instance_id": inst.id, "name": tm.key, "event": tm.event, "state": dest,
+                                "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
+                                "status": "pending", "attempts": 0, "created_at": now})
+        return {
+            "timer": t, "changed": changed, "arm": arm,
+            "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version,
+                       "updated_at": now, "is_final": wf.is_final(dest),
+                       "state_entered_at": now if changed else inst.state_entered_at,
+                       "business_key": wf.business_key(data) if wf.business_key else inst.business_key},
+            "history": {"instance_id": inst.id, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
+                        "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
+                        "payload": {}, "timer_id": t.id},
+        }
+
+    def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
+        res = conn.execute(_UPDATE_INSTANCE, [p["update"] for p in plans])
+        if conn.dialect.supports_sane_multi_rowcount and res.rowcount != len(plans):
+            raise Conflict("a case changed while its timer fired")
+        conn.execute(_INSERT_HISTORY, [p["history"] for p in plans])
+        left = [p["timer"].instance_id for p in plans if p["changed"]]
+        fired = [p["timer"].id for p in plans]
+        if left:
+            conn.execute(update(TM).where(TM.c.instance_id.in_(left), TM.c.status.in_(("pending", "claimed")),
+                                          TM.c.id.not_in(fired)).values(status="cancelled", lease_until=None))
+            conn.execute(update(TK).where(TK.c.instance_id.in_(left), TK.c.status == "open")
+                         .values(status="done", closed_at=now, closed_by=SYSTEM_ACTOR.login))
+        arm = [row for p in plans for row in p["arm"]]
+        if arm:
+            conn.execute(_INSERT_TIMERS, arm)
+        done = conn.execute(update(TM).where(TM.c.id.in_(fired), TM.c.status == "claimed",
+                                             TM.c.claimed_by == self.worker_id)
+                            .values(status="fired", fired_at=now, lease_until=None))
+        if done.rowcount != len(fired):
+            raise Conflict("a timer of the batch was taken by another worker")
+
     def _fire_timer(self, conn: Connection, t, now: datetime) -> str:
         inst = self._load(conn, t.instance_id, None)
-        mine = conn.execute(select(TM.c.status, TM.c.claimed_by).where(TM.c.id == t.id)).first()
+        mine = conn.execute(_TIMER_MINE, {"tid": t.id}).first()
         if mine is None or mine.status != "claimed" or mine.claimed_by != self.worker_id:
             return "lost"  # cancelled by a transition or reclaimed after our lease ended
         wf = self.registry.get(inst.workflow)
         if inst.state != t.state or inst.version < t.armed_version or not wf.candidates(inst.state, t.event):
             conn.execute(update(TM).where(TM.c.id == t.id).values(status="obsolete", lease_until=None))
             return "obsolete"
-        self.fire_in(conn, t.instance_id, t.event, SYSTEM_ACTOR, {}, None, None, now, timer_id=t.id)
-        done = conn.execute(update(TM).where(TM.c.id == t.id, TM.c.status == "claimed",
-                                             TM.c.claimed_by == self.worker_id)
-                            .values(status="fired", fired_at=now, lease_until=None))
+        self.fire_in(conn, t.instance_id, t.event, SYSTEM_ACTOR, {}, None, None, now, timer_id=t.id, row=inst)
+        done = conn.execute(_TIMER_FIRED, {"tid": t.id, "worker": self.worker_id, "now": now})
         if done.rowcount != 1:
             raise Conflict(f"timer {t.id} was taken by another worker")
         return "fired"

@@ -1,0 +1,80 @@
+"""The sweep fires plain timers of a claimed batch set-based, with the same outcome as one by one."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from benchmarks.lifecycle import registry as bench_registry
+from engine.actors import Actor
+from engine.clock import ManualClock
+from engine.models import History, Instance, Timer
+from engine.runtime import Runtime
+
+from tests.conftest import START
+
+H, I, TM = History.__table__, Instance.__table__, Timer.__table__
+MANAGER = Actor(login="mgr", roles=frozenset({"ecosystem_manager"}))
+
+
+def _cases(db, n):
+    rt = Runtime(db, ManualClock(START), bench_registry())
+    ids = []
+    for k in range(n):
+        iid = rt.start("bench_approval", {"title": f"case {k}"}, MANAGER)["id"]
+        rt.fire(iid, "submit", MANAGER)
+        ids.append(iid)
+    return rt, ids
+
+
+def test_sweep_expires_every_due_case_once_with_history_and_fired_timers(db):
+    rt, ids = _cases(db, 25)
+    rt.fire(ids[0], "approve", MANAGER)  # its deadline is cancelled: nothing to fire
+    result = rt.sweep(limit=100, now=START + timedelta(days=3, seconds=1))
+    assert (result.claimed, result.fired, result.failed) == (24, 24, 0)
+    with db.read() as conn:
+        states = dict(conn.execute(select(I.c.state, func.count()).group_by(I.c.state)).all())
+        fired = conn.execute(select(H.c.instance_id, H.c.from_state, H.c.to_state, H.c.actor, H.c.version)
+                             .where(H.c.timer_id.is_not(None))).all()
+        timers = dict(conn.execute(select(TM.c.status, func.count()).group_by(TM.c.status)).all())
+        versions = set(conn.execute(select(I.c.version).where(I.c.state == "expired")).scalars())
+    assert states == {"expired": 24, "approved": 1}
+    assert len(fired) == 24 and {(f.from_state, f.to_state, f.actor, f.version) for f in fired} == {
+        ("pending", "expired", "system", 3)}
+    assert versions == {3}
+    assert timers == {"fired": 24, "cancelled": 1}
+    assert rt.sweep(limit=100, now=START + timedelta(days=4)).claimed == 0
+
+
+def test_sweep_before_the_deadline_fires_nothing(db):
+    rt, ids = _cases(db, 3)
+    result = rt.sweep(limit=100, now=START + timedelta(days=3) - timedelta(seconds=1))
+    assert result.claimed == 0
+    assert rt.get(ids[0])["state"] == "pending"
+
+
+def test_timer_whose_case_moved_on_is_obsolete_not_fired(db):
+    rt, ids = _cases(db, 4)
+    with db.write() as conn:  # the case left its state by a path that did not cancel the timer
+        conn.execute(update(I).where(I.c.id == ids[1]).values(state="approved", version=9))
+    result = rt.sweep(limit=100, now=START + timedelta(days=3, seconds=1))
+    assert (result.fired, result.obsolete) == (3, 1)
+    assert rt.get(ids[1])["state"] == "approved"
+    with db.read() as conn:
+        assert conn.execute(select(TM.c.status).where(TM.c.instance_id == ids[1])).scalar_one() == "obsolete"
+
+
+def test_second_timer_of_one_case_in_the_same_batch_is_cancelled_not_fired(db):
+    rt, ids = _cases(db, 2)
+    with db.write() as conn:  # a second deadline on the same visit of the state
+        conn.execute(TM.insert().values(instance_id=ids[0], name="expire-again", event="expire", state="pending",
+                                        armed_version=2, due_at=START + timedelta(days=1), status="pending",
+                                        attempts=0, created_at=START))
+    result = rt.sweep(limit=100, now=START + timedelta(days=3, seconds=1))
+    assert result.claimed == 3 and result.fired == 2
+    with db.read() as conn:
+        per_case = conn.execute(select(func.count()).select_from(H).where(H.c.instance_id == ids[0],
+                                                                          H.c.timer_id.is_not(None))).scalar_one()
+        statuses = sorted(conn.execute(select(TM.c.status).where(TM.c.instance_id == ids[0])).scalars())
+    assert per_case == 1
+    assert statuses == ["cancelled", "fired"]
