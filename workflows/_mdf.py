@@ -76,11 +76,30 @@ FREEZE = Schema(Field("bills", "list", items=Field("bill", "json"), min_items=1,
                       description="The unpaid bills that freeze this case"))
 
 
+def _retag_open_tasks(ctx: Ctx, frozen: dict | None) -> None:
+    """Show the freeze (or its end) on the case's open inbox tasks at once."""
+    from sqlalchemy import select, update
+
+    from engine.models import Task
+
+    tk = Task.__table__
+    reason = frozen_reason(frozen)
+    for t in ctx.conn.execute(select(tk.c.id, tk.c.flags).where(tk.c.instance_id == ctx.instance_id,
+                                                                 tk.c.status == "open")):
+        flags = [f for f in (t.flags or []) if not f.startswith("frozen: ")]
+        if reason:
+            flags.append(f"frozen: {reason}")
+        ctx.conn.execute(update(tk).where(tk.c.id == t.id).values(flags=flags))
+
+
 def record_freeze(ctx: Ctx) -> dict:
-    return {"frozen": {"bills": ctx.payload["bills"], "since": ctx.now.isoformat()}}
+    frozen = {"bills": ctx.payload["bills"], "since": ctx.now.isoformat()}
+    _retag_open_tasks(ctx, frozen)
+    return {"frozen": frozen}
 
 
 def record_unfreeze(ctx: Ctx) -> dict:
+    _retag_open_tasks(ctx, None)
     return {"frozen": None, "unfrozen_at": ctx.now.isoformat()}
 
 
