@@ -31,7 +31,8 @@ Settings (environment): ``PARTNERFLOW_SMTP_HOST`` (unset: capture),
 ``PARTNERFLOW_SMTP_PORT`` (25), ``PARTNERFLOW_SMTP_USER``,
 ``PARTNERFLOW_SMTP_PASSWORD``, ``PARTNERFLOW_SMTP_STARTTLS`` (``true``,
 ``false``, or unset: when the server offers it), ``PARTNERFLOW_SMTP_TLS``
-(implicit TLS, port 465), ``PARTNERFLOW_SMTP_TIMEOUT`` (30 s),
+(implicit TLS, port 465), ``PARTNERFLOW_SMTP_CA_FILE`` (certificates to trust),
+``PARTNERFLOW_SMTP_VALIDATE_CERTS`` (true), ``PARTNERFLOW_SMTP_TIMEOUT`` (30 s),
 ``PARTNERFLOW_MAIL_FROM``, ``PARTNERFLOW_SMTP_BATCH`` (100),
 ``PARTNERFLOW_SMTP_RETRY_BASE_SECONDS`` (30), ``PARTNERFLOW_SMTP_RETRY_CAP_SECONDS``
 (3600), ``PARTNERFLOW_SMTP_MAX_ATTEMPTS`` (10), ``PARTNERFLOW_SMTP_LEASE_SECONDS`` (300).
@@ -58,7 +59,7 @@ from engine.models import Outbox, User
 from engine.settings import setting
 
 from .outbox import log_attempt
-from .render import RenderError, build_email, check_address, default_sender
+from .render import RenderError, check_address, default_sender, serialize_email
 
 log = logging.getLogger("partnerflow.mail")
 
@@ -89,6 +90,9 @@ class SmtpSettings:
     #: True: require STARTTLS; False: never; None: when the server offers it.
     starttls: bool | None = None
     use_tls: bool = False
+    #: Certificates to trust for TLS (PEM file); None: the system's.
+    ca_file: str | None = None
+    validate_certs: bool = True
     timeout: float = 30.0
     sender: str = "partnerflow <partnerflow@localhost>"
     batch_size: int = 100
@@ -107,6 +111,8 @@ class SmtpSettings:
             password=os.environ.get("PARTNERFLOW_SMTP_PASSWORD") or None,
             starttls=_flag("SMTP_STARTTLS"),
             use_tls=bool(_flag("SMTP_TLS")),
+            ca_file=(os.environ.get("PARTNERFLOW_SMTP_CA_FILE") or "").strip() or None,
+            validate_certs=_flag("SMTP_VALIDATE_CERTS") is not False,
             timeout=setting("smtp_timeout", 30.0, float),
             sender=default_sender(),
             batch_size=setting("smtp_batch", 100),
@@ -225,6 +231,7 @@ class Dispatcher:
         self.worker_id = worker_id or f"mail:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
         self._announcements = None
+        self._digest_users: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------ public
     def dispatch(self, max_batches: int = 50) -> DispatchResult:
@@ -248,6 +255,7 @@ class Dispatcher:
             return result
         claimed_at = time.monotonic()
         ready = []
+        self._digest_users = self._load_digest_users(rows)
         for row in rows:
             outcome = self._prepare(row, now)
             if outcome == "digest":
@@ -315,30 +323,36 @@ class Dispatcher:
         if row.recipient_login and self._held_for_digest(row):
             return "digest"
         try:
-            msg = build_email(row, self.settings.sender)
-            return bytes(msg)
+            return serialize_email(row, self.settings.sender)
         except RenderError as exc:
             return exc
 
-    def _held_for_digest(self, row) -> bool:
+    def _load_digest_users(self, rows) -> dict[str, set[str]]:
+        """{login: roles} of the batch's recipients who chose the daily digest (one query per batch)."""
         if self._announcements is None:
             self._announcements = is_task_announcement(self.runtime.registry)
-        roles = self._announcements.get(row.template)
-        if not roles:
-            return False
-        from .preferences import wants_digest
+        logins = {r.recipient_login for r in rows if r.recipient_login and r.template in self._announcements}
+        if not logins:
+            return {}
+        from .models import NotificationPreference
 
+        NP = NotificationPreference.__table__
         with self.db.read() as conn:
-            if not wants_digest(conn, row.recipient_login):
-                return False
-            user_roles = conn.execute(select(U.c.roles).where(U.c.login == row.recipient_login)).scalar()
-        return bool(set(user_roles or []) & roles)
+            found = conn.execute(select(U.c.login, U.c.roles).join(NP, NP.c.login == U.c.login)
+                                 .where(NP.c.digest.is_(True), U.c.login.in_(sorted(logins)))).all()
+        return {r.login: set(r.roles or []) for r in found}
+
+    def _held_for_digest(self, row) -> bool:
+        roles = (self._announcements or {}).get(row.template)
+        user_roles = self._digest_users.get(row.recipient_login)
+        return bool(roles and user_roles and user_roles & roles)
 
     # ------------------------------------------------------------ deliver
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
         return aiosmtplib.SMTP(hostname=s.host, port=s.port, username=s.user, password=s.password,
-                               start_tls=s.starttls, use_tls=s.use_tls, timeout=s.timeout)
+                               start_tls=s.starttls, use_tls=s.use_tls, timeout=s.timeout,
+                               cert_bundle=s.ca_file, validate_certs=s.validate_certs)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         smtp = self._client()

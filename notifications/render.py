@@ -30,6 +30,7 @@ as a permanent failure.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -38,9 +39,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from email import policy
-from email.header import decode_header
+from email import message_from_bytes
+from email.charset import BASE64, QP, Charset
+from email.header import Header, decode_header
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -352,8 +358,14 @@ def default_sender() -> str:
     return (os.environ.get("PARTNERFLOW_MAIL_FROM") or DEFAULT_SENDER).strip()
 
 
-def build_email(row, sender: str | None = None, rendered: RenderedMessage | None = None) -> EmailMessage:
-    """The MIME message of an outbox row: multipart/alternative (text, HTML), with its stable Message-ID."""
+def serialize_email(row, sender: str | None = None, rendered: RenderedMessage | None = None) -> bytes:
+    """The wire bytes of an outbox row's email (CRLF line ends): multipart/alternative, text then HTML.
+
+    Built with the light legacy MIME classes (several times faster than
+    `EmailMessage` header parsing, which matters at hundreds of emails per
+    second); the boundary is derived from the Message-ID, so every attempt
+    sends exactly the same bytes.
+    """
     sender = sender or default_sender()
     rendered = rendered or render_message(row)
     recipient = _get(row, "recipient")
@@ -361,26 +373,49 @@ def build_email(row, sender: str | None = None, rendered: RenderedMessage | None
     check_address("From", sender)
     check_address("To", recipient or "")
     check_message_id(message_id or "")
+    template = check_header("X-Partnerflow-Template", _get(row, "template") or "")
     created = _get(row, "created_at")
     when = created if isinstance(created, datetime) and created.tzinfo else datetime.now(UTC)
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = sender
+    msg = MIMEMultipart("alternative", boundary="=_pf_" + hashlib.sha256(message_id.encode()).hexdigest()[:32])
+    name, address = parseaddr(sender)
+    msg["From"] = formataddr((name, address), charset="utf-8") if name else address
     msg["To"] = recipient
-    msg["Subject"] = rendered.subject
+    msg["Subject"] = _encode_header(rendered.subject)
     msg["Date"] = format_datetime(when.astimezone(UTC))
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     msg["Content-Language"] = "zh-CN" if normalise_locale(_get(row, "locale")) == "zh" else "en"
-    template = _get(row, "template")
-    msg["X-Partnerflow-Template"] = check_header("X-Partnerflow-Template", template)
+    msg["X-Partnerflow-Template"] = template
     case = (_get(row, "context") or {}).get("case") or {}
     if isinstance(case, Mapping) and case.get("id") is not None:
         msg["X-Partnerflow-Case"] = str(int(case["id"]))
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    return msg
+    msg.attach(MIMEText(rendered.text, "plain", _UTF8_QP))
+    msg.attach(MIMEText(rendered.html, "html", _UTF8_QP))
+    return msg.as_bytes(policy=_WIRE)
 
 
-__all__ = ["RenderedMessage", "RenderError", "UnsafeHeader", "render_message", "build_email", "message_context",
+def build_email(row, sender: str | None = None, rendered: RenderedMessage | None = None) -> EmailMessage:
+    """The MIME message of an outbox row: multipart/alternative (text, HTML), with its stable Message-ID.
+
+    It is the parsed form of exactly the bytes the dispatcher sends (`serialize_email`).
+    """
+    return message_from_bytes(serialize_email(row, sender, rendered), policy=policy.default)  # type: ignore[return-value]
+
+
+def _encode_header(value: str):
+    try:
+        value.encode("ascii")
+    except UnicodeEncodeError:
+        return Header(value, "utf-8", header_name="Subject")
+    return value
+
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.header_encoding = BASE64
+_UTF8_QP.body_encoding = QP
+_WIRE = compat32.clone(linesep="\r\n")
+
+
+__all__ = ["RenderedMessage", "RenderError", "UnsafeHeader", "render_message", "build_email", "serialize_email", "message_context",
            "check_header", "check_address", "missing_templates", "template_files", "LOCALES", "TEMPLATES_DIR",
            "base_url", "default_sender"]

@@ -31,6 +31,33 @@ PG_URL = os.environ.get("PARTNERFLOW_TEST_DATABASE_URL")
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
+@pytest.fixture
+def smtp_server(monkeypatch):
+    """A real aiosmtpd server on 127.0.0.1 (tests/smtp.py); the dispatcher is pointed at it."""
+    from tests.smtp import SmtpServer
+
+    server = SmtpServer().start()
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _every_email_renders(request):
+    """At teardown, every outbox row the test produced must render in English and Chinese (StrictUndefined).
+
+    A test that produces a deliberately broken row discards it (status ``discarded``) after its assertions.
+    """
+    database = request.getfixturevalue("db") if "db" in request.fixturenames else None
+    yield
+    if database is not None:
+        from tests.smtp import outbox_render_problems
+
+        problems = outbox_render_problems(database)
+        assert not problems, "emails that cannot be rendered:\n" + "\n".join(problems)
+
+
 def pytest_report_header(config):
     return f"partnerflow database: {'PostgreSQL ' + PG_URL.split('@')[-1] if PG_URL else 'SQLite files'}"
 
