@@ -62,7 +62,6 @@ import click
 from sqlalchemy import select, update
 
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
-from engine.errors import RuleViolation, ValidationError
 from engine.mdf import AD_TYPES, ACTIVITY_TYPES, APPLICATION, bar_partner, fmt
 from engine.models import Instance, Partner, Task
 from engine.roles import ADMIN, ECOSYSTEM_MANAGER, FINANCE, MDF_OWNER, PARTNER_ADMIN, PARTNER_MEMBER, SYSTEM
