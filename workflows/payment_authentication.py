@@ -19,8 +19,9 @@ Rules enforced:
     (``PARTNERFLOW_VAT_RATES``, percent, default ``0,1,3,6,9,13``) and
     recorded; payout later is incentive + incentive x rate (FAQ 2.1.5:
     `vat_rate`, `payout_with_vat`).
-- Review (FAQ 2.1): submitted -> automatic review by the system (at once),
-  which sends the case
+- Review (FAQ 2.1): submitted -> automatic review by the system at the next
+  heartbeat of the scheduler (``serve`` or ``worker``; with the simulated
+  clock, ``partnerflow clock advance 1m``), which sends the case
   - to ``automatic_review_failed`` when the bank's country is not supported
     (``PARTNERFLOW_SUPPORTED_BANK_COUNTRIES``, ISO codes, default below); the
     partner may then ask for an offline review by uploading a bank
@@ -194,7 +195,8 @@ def record_procurement_wait(ctx: Ctx) -> dict:
     number = accounts.supplier(ctx.conn, ctx.partner["id"])["supplier_number"]
     return {"automatic_review": f"the partner already is procurement supplier {number}; the review waits until "
                                 "procurement adds the partner's data, normally one to two weeks (FAQ 2.1.9)",
-            "procurement_supplier": number, "waiting_since": ctx.now.isoformat()}
+            "procurement_supplier": number, "waiting_since": ctx.now.isoformat(),
+            "escalation_days": escalation_days()}
 
 
 def record_passed(ctx: Ctx) -> dict:
@@ -288,7 +290,7 @@ WORKFLOW = Workflow(
         InboxTask(S.waiting_for_procurement, PROCUREMENT, "Add the supplier's data in the procurement system",
                   due=lambda ctx: ctx.now + timedelta(days=escalation_days())),
         InboxTask(S.waiting_for_procurement, FINANCE,
-                  "Escalation: payment authentication has waited for procurement for more than 14 days",
+                  "Escalation: payment authentication is still waiting for procurement",
                   on_event="escalate", name="procurement_overdue", due_working_days=2),
         InboxTask(S.under_review, FINANCE, "Review the partner's bank and tax data", due_working_days=5),
         InboxTask(S.offline_review, FINANCE, "Offline review: check the bank confirmation letter", due_working_days=5),

@@ -244,7 +244,7 @@ def test_procurement_supplier_waits_and_escalates_after_exactly_14_days(runtime,
     assert outbox(runtime, "payment_authentication/procurement_escalation") == []
     runtime.advance(timedelta(minutes=2))
     assert finance_tasks(runtime, p["id"]) == [
-        "Escalation: payment authentication has waited for procurement for more than 14 days"]
+        "Escalation: payment authentication is still waiting for procurement"]
     assert outbox(runtime, "payment_authentication/procurement_escalation") == ["fiona@example.com", "paul@example.com"]
     assert runtime.get(p["id"])["state"] == "waiting_for_procurement"
     with pytest.raises(Forbidden, match="needs role admin or procurement"):
@@ -439,3 +439,37 @@ def test_every_authentication_email_renders_in_both_languages(runtime, people, a
     declared = {n.template for wf in (business_authentication.WORKFLOW, payment_authentication.WORKFLOW)
                 for n in wf.notifications}
     assert seen == declared
+
+
+def test_escalation_period_is_a_setting(runtime, people, acme, monkeypatch):
+    monkeypatch.setenv("PARTNERFLOW_PROCUREMENT_ESCALATION_DAYS", "21")
+    with runtime.db.write() as conn:
+        accounts.add_supplier(conn, "ACME", "SUP-9", runtime.now())
+    p = start(runtime, people, "payment_authentication", PAYMENT)
+    runtime.advance(timedelta(days=14, minutes=1))
+    assert finance_tasks(runtime, p["id"]) == []
+    runtime.advance(timedelta(days=7))
+    assert finance_tasks(runtime, p["id"]) == ["Escalation: payment authentication is still waiting for procurement"]
+
+
+def test_transition_tables_are_exactly_these_edges():
+    from workflows import business_authentication as b, payment_authentication as p
+
+    def edges(wf):
+        return {(s, t.event, t.dest or s) for t in wf.transitions for s in t.sources}
+
+    assert edges(b.WORKFLOW) == {
+        ("submitted", "review_automatically", "failed"), ("submitted", "review_automatically", "under_review"),
+        ("under_review", "approve", "approved"), ("under_review", "fail", "failed"),
+        ("under_review", "edit", "submitted"), ("approved", "edit", "submitted"), ("failed", "edit", "submitted")}
+    assert edges(p.WORKFLOW) == {
+        ("submitted", "review_automatically", "automatic_review_failed"),
+        ("submitted", "review_automatically", "waiting_for_procurement"),
+        ("submitted", "review_automatically", "under_review"),
+        ("automatic_review_failed", "request_offline_review", "offline_review"),
+        ("waiting_for_procurement", "escalate", "waiting_for_procurement"),
+        ("waiting_for_procurement", "add_procurement_data", "under_review"),
+        ("under_review", "approve", "approved"), ("offline_review", "approve", "approved"),
+        ("under_review", "fail", "failed"), ("offline_review", "fail", "failed"),
+        *{(s, "edit", "submitted") for s in ("automatic_review_failed", "offline_review", "waiting_for_procurement",
+                                              "under_review", "approved", "failed")}}

@@ -341,3 +341,33 @@ def test_every_invitation_email_renders_in_both_languages(runtime, world):
             assert msg.subject and "<script>x" not in msg.html
             seen.add(row.template)
     assert seen == {n.template for n in WORKFLOW.notifications}
+
+
+def test_two_simultaneous_invitations_of_one_person_leave_one_pending(runtime, world):
+    import threading
+
+    barrier, results = threading.Barrier(2), []
+
+    def go():
+        barrier.wait()
+        try:
+            results.append(invite(runtime, world)["id"])
+        except (RuleViolation, Exception) as exc:  # noqa: BLE001 - the loser's refusal is what we count
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(isinstance(r, int) for r in results) == 1, results
+    assert [r for r in results if not isinstance(r, int)][0] in ("RuleViolation", "LockHeld")
+
+
+def test_transition_table_is_exactly_these_edges():
+    from workflows.member_invitation import WORKFLOW
+
+    assert {(s, t.event, t.dest or s) for t in WORKFLOW.transitions for s in t.sources} == {
+        ("pending", "accept", "accepted"), ("pending", "decline", "declined"), ("pending", "cancel", "cancelled"),
+        ("pending", "remind", "pending"), ("pending", "expire", "expired"),
+        ("accepted", "disassociate", "disassociated")}

@@ -149,3 +149,20 @@ def test_every_registration_email_renders_in_both_languages(runtime, person):
             assert msg.subject and msg.text
             seen.add(row.template)
     assert seen == {n.template for n in WORKFLOW.notifications}
+
+
+def test_validity_is_a_setting(runtime, person, monkeypatch):
+    monkeypatch.setenv("PARTNERFLOW_REGISTRATION_LINK_VALID_HOURS", "48")
+    case = verify(runtime, person)
+    runtime.advance(DAY + MINUTE)
+    assert runtime.get(case["id"])["state"] == "verified"
+    runtime.advance(DAY)
+    assert runtime.get(case["id"])["state"] == "expired"
+
+
+def test_transition_table_is_exactly_these_edges():
+    from workflows.registration_link import WORKFLOW
+
+    assert {(s, t.event, t.dest or s) for t in WORKFLOW.transitions for s in t.sources} == {
+        ("verified", "register", "registered"), ("verified", "expire", "expired"),
+        ("verified", "supersede", "superseded")}
