@@ -373,7 +373,10 @@ SCHEDULES = [CalendarSchedule("reseller_incentive_quarter", quarter_start(time(9
 
 
 def seed_demo(runtime, people) -> None:
-    """A payout of USD 1,250.00 by bank transfer, waiting for the partner's invoice."""
-    case = runtime.start(NAME, {"partner": "ACME", "kind": "monthly", "period": "2026-01", "amount": "1250.00",
-                                "currency": "USD"}, people.actor("fiona"))
+    """A payout of USD 1,250.00 by bank transfer for the month before last, waiting for the partner's invoice."""
+    from engine.incentives import previous_month
+
+    last = calendar_for(None, None).local_date(runtime.now()).replace(day=1) - timedelta(days=1)
+    case = runtime.start(NAME, {"partner": "ACME", "kind": "monthly", "period": previous_month(last),
+                                "amount": "1250.00", "currency": "USD"}, people.actor("fiona"))
     runtime.fire(case["id"], "apply", people.actor("acme-admin"), {"method": "bank_transfer"})

@@ -272,3 +272,18 @@ def test_templates_render_in_both_languages(runtime, people, opened):
             msg = render_message({**row._mapping, "locale": locale})
             assert msg.subject and "1,500.50" in msg.text + msg.subject
             assert "<b>missing</b>" not in msg.html
+
+
+def test_demo_seeds_a_reconciliation_that_will_auto_confirm_and_a_payout_waiting_for_its_invoice(runtime):
+    from engine.demo import seed
+
+    out = seed(runtime)
+    assert "incentive_reconciliation" in out and "incentive_payout" in out
+    recon = cases(runtime, "incentive_reconciliation")
+    assert [(r.state, r.data["period"], r.data["amount"]) for r in recon] == [("open", "2026-02", "21250.00")]
+    view = runtime.get(recon[0].id)
+    assert "auto_confirm" in [t["name"] for t in view["timers"]]
+    payouts = cases(runtime, "incentive_payout")
+    assert [(p.state, p.data["method"]) for p in payouts] == [("awaiting_invoice", "bank_transfer")]
+    runtime.advance_to(datetime.fromisoformat(view["data"]["confirm_by"]) + timedelta(minutes=1))
+    assert runtime.get(recon[0].id)["state"] == "confirmed"
