@@ -17,6 +17,16 @@ def _render_case(case_id: int, error: PartnerflowError | None = None, status: in
                            submitted=form or {}), status
 
 
+@bp.get("/cases")
+@login_required
+def index():
+    rt = runtime()
+    page = services.list_cases(rt, g.actor, request.args)
+    partners = services.list_partners(rt, g.actor) if services.is_operator(g.actor) else []
+    return render_template("cases/index.html", page=page, args=request.args, partners=partners,
+                           workflows=services.workflow_summaries(rt))
+
+
 @bp.get("/cases/<id:case_id>")
 @login_required
 def show(case_id: int):

@@ -168,3 +168,14 @@ def test_unknown_case_is_404_and_huge_id_is_404_not_500(browser):
     mona = browser("mona")
     assert mona.get("/cases/999999").status_code == 404
     assert mona.get("/cases/99999999999999999999999").status_code == 404
+
+
+def test_case_list_page_scoped_filtered_and_paged(browser, rt, users):
+    acme = [start_probe(rt, users)["id"] for _ in range(3)]
+    nord = start_probe(rt, users, who="nord-admin")["id"]
+    html = browser("acme-admin").text("/cases")
+    assert all(f'href="/cases/{i}"' in html for i in acme) and f'href="/cases/{nord}"' not in html
+    html = browser("mona").text("/cases?partner=NORD&workflow=web_probe&final=false")
+    assert f'href="/cases/{nord}"' in html and f'href="/cases/{acme[0]}"' not in html
+    assert browser("mona").get("/cases?final=maybe").status_code == 422
+    assert browser("acme-admin").get("/cases?partner=NORD").status_code == 403
