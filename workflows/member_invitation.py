@@ -42,6 +42,7 @@ from sqlalchemy import select
 
 from engine import accounts
 from engine.definition import Ctx, Notify, Timer, Transition, Workflow
+from engine.directory import partner_by_id, user_by_login
 from engine.errors import Conflict, Forbidden
 from engine.locks import acquire, release
 from engine.models import Instance
@@ -91,15 +92,18 @@ def eligibility_problem(ctx: Ctx) -> str | None:
     """Why this account cannot join the partner (FAQ 3.3.1), or None."""
     acc = accounts.account_by_login(ctx.conn, ctx.get("login_id"))
     who = f"login ID {acc['login_id']!r}"
-    if acc["kind"] == "partner":
+    user = user_by_login(ctx.conn, acc["login_id"])
+    if acc["kind"] == "partner" or (user is not None and PARTNER_ADMIN in (user["roles"] or [])):
         return f"{who} is itself a partner account"
     if acc["kind"] == "enterprise":
         return f"{who} is authenticated as an enterprise"
     current = accounts.current_association(ctx.conn, acc["id"])
-    if current is not None:
-        if current["partner_id"] == ctx.partner["id"]:
+    partner_id = current["partner_id"] if current else (user or {}).get("partner_id")
+    if partner_id is not None:
+        if partner_id == ctx.partner["id"]:
             return f"{who} already is a member of partner {ctx.partner['code']}"
-        return f"{who} is already associated with another partner ({current['partner_code']})"
+        code = current["partner_code"] if current else partner_by_id(ctx.conn, partner_id)["code"]
+        return f"{who} is already associated with another partner ({code})"
     since = ctx.now - timedelta(days=WINDOW_DAYS)
     recent = accounts.associations_since(ctx.conn, acc["id"], since)
     last_end: dict[str, datetime] = {}
@@ -265,7 +269,7 @@ def seed_demo(runtime, people) -> None:
         ):
             if accounts.account_by_login(conn, values["login_id"]) is None:
                 accounts.add_account(conn, values, now)
-        from engine.directory import add_user, user_by_login
+        from engine.directory import add_user
 
         for login, name, email in (("chen.jie", "Chen Jie", "chen.jie@mail.example"),
                                    ("liu.yang", "Liu Yang", "liu.yang@mail.example")):

@@ -104,6 +104,19 @@ def test_ineligible_login_is_refused_with_the_exact_reason(runtime, world, login
     assert counts(runtime.db) == before
 
 
+def test_partner_users_without_association_rows_are_still_refused(runtime, world):
+    """Users set up directly as a partner's admin or member (no invitation) count as partner account / associated."""
+    with runtime.db.write() as conn:
+        for login in ("nord-admin", "nord-dev", "acme-dev1"):
+            accounts.add_account(conn, {"login_id": login, "name": login, "email": f"{login}@example.com"}, runtime.now())
+    for login, reason in (("nord-admin", "is itself a partner account"),
+                          ("nord-dev", "is already associated with another partner (NORD)"),
+                          ("acme-dev1", "already is a member of partner ACME")):
+        with pytest.raises(RuleViolation) as err:
+            invite(runtime, world, login=login)
+        assert err.value.message == f"verification failed: login ID {login!r} {reason}"
+
+
 def test_login_id_is_matched_case_insensitively(runtime, world):
     assert invite(runtime, world, login="LI.LEI")["data"]["login_id"] == "li.lei"
 
