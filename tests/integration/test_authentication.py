@@ -473,3 +473,18 @@ def test_transition_tables_are_exactly_these_edges():
         ("under_review", "fail", "failed"), ("offline_review", "fail", "failed"),
         *{(s, "edit", "submitted") for s in ("automatic_review_failed", "offline_review", "waiting_for_procurement",
                                               "under_review", "approved", "failed")}}
+
+
+def test_payouts_blocked_email_arrives_over_smtp(runtime, people, acme, smtp_server):
+    from notifications.dispatcher import Dispatcher
+
+    b, p = approve_both(runtime, people)
+    Dispatcher(runtime).dispatch()
+    smtp_server.clear()
+    runtime.fire(p["id"], "edit", people["acme-admin"], {"bank_name": "China Merchants Bank"})
+    Dispatcher(runtime).dispatch()
+    [got] = smtp_server.to("fiona@example.com")
+    assert got.message["Subject"] == "Bank data of ACME edited: payouts blocked until the new data is approved"
+    assert "Payouts to the partner are blocked from this moment until the new data is approved" in got.text()
+    assert {r.rcpt_tos[0] for r in smtp_server.received} == {"fiona@example.com", "acme-admin@example.com",
+                                                             "contact@acme.example"}

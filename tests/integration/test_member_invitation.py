@@ -384,3 +384,25 @@ def test_transition_table_is_exactly_these_edges():
         ("pending", "accept", "accepted"), ("pending", "decline", "declined"), ("pending", "cancel", "cancelled"),
         ("pending", "remind", "pending"), ("pending", "expire", "expired"),
         ("accepted", "disassociate", "disassociated")}
+
+
+# -- emails through a real SMTP server ------------------------------------------------------------------
+def test_invitation_and_expiry_emails_arrive_over_smtp(runtime, world, smtp_server):
+    from notifications.dispatcher import Dispatcher
+
+    case = invite(runtime, world, message="Join our delivery team")
+    assert Dispatcher(runtime).dispatch().sent == 1
+    [got] = smtp_server.to("li.lei@mail.example")
+    assert got.message["Subject"] == "Acme Cloud invites you to join as a member (valid until 2026-03-09 09:00 Asia/Shanghai)"
+    text = got.text()
+    assert "Acme Cloud (ACME) invited your account li.lei" in text and 'Message: "Join our delivery team"' in text
+    assert "accept or decline it by 2026-03-09 09:00 Asia/Shanghai" in text
+    assert f"http://127.0.0.1:8000/cases/{case['id']}" in text
+    assert f'href="http://127.0.0.1:8000/cases/{case["id"]}"' in got.html()
+    runtime.advance(SEVEN_DAYS + MINUTE)
+    Dispatcher(runtime).dispatch()
+    [reminder] = smtp_server.to("li.lei@mail.example")[1:]
+    assert reminder.message["Subject"].startswith("Reminder: the invitation from Acme Cloud expires on 2026-03-09 09:00")
+    [expired] = smtp_server.to("acme-admin@example.com")
+    assert expired.message["Subject"] == "Invitation of li.lei to ACME expired"
+    assert "invite them again; the new invitation is valid for 7 days" in expired.text()

@@ -166,3 +166,16 @@ def test_transition_table_is_exactly_these_edges():
     assert {(s, t.event, t.dest or s) for t in WORKFLOW.transitions for s in t.sources} == {
         ("verified", "register", "registered"), ("verified", "expire", "expired"),
         ("verified", "supersede", "superseded")}
+
+
+def test_link_email_arrives_over_smtp_with_its_deadline(runtime, person, smtp_server):
+    from notifications.dispatcher import Dispatcher
+
+    case = verify(runtime, person)
+    assert Dispatcher(runtime).dispatch().sent == 1
+    [got] = smtp_server.to("Qian.Li@Mail.example")
+    assert got.message["Subject"] == "Your partner registration link (valid until 2026-03-03 09:00 Asia/Shanghai)"
+    text = got.text()
+    assert "by 2026-03-03 09:00 Asia/Shanghai (24 hours)" in text
+    assert "different from your current one (Qian.Li@Mail.example)" in text
+    assert f"http://127.0.0.1:8000/cases/{case['id']}" in text
