@@ -88,10 +88,10 @@ class CrashReport:
 class _Workers:
     """Worker processes forked from a fork server that has the engine imported (a restart takes milliseconds)."""
 
-    def __init__(self, url: str, n: int, opts: list[str], logdir: Path, rng: random.Random):
-        self.url, self.opts, self.logdir, self.rng = url, opts, logdir, rng
+    def __init__(self, url: str, n: int, opts: list[str], logdir: Path, rng: random.Random, target: str = "main"):
+        self.url, self.opts, self.logdir, self.rng, self.target = url, opts, logdir, rng, target
         self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["tests.reliability.worker"])
+        self.ctx.set_forkserver_preload(["tests.reliability.worker", "notifications.dispatcher"])
         self.generation = 0
         self.procs: dict[str, mp.process.BaseProcess] = {}
         self.born: dict[str, float] = {}
@@ -105,11 +105,16 @@ class _Workers:
         wid = f"rel-worker-{self.generation}"
         argv = [self.url, wid, *self.opts, "--seed", str(self.rng.randrange(1 << 30)),
                 "--log", str(self.logdir / f"{wid}.log")]
-        proc = self.ctx.Process(target=worker.main, args=(argv,), name=wid, daemon=True)
+        proc = self.ctx.Process(target=getattr(worker, self.target), args=(argv,), name=wid, daemon=True)
         proc.start()
         self.procs[wid] = proc
         self.born[wid] = time.monotonic()
         return wid
+
+    def working(self, wid: str) -> bool:
+        """Has the worker done some work (claimed something) since it started?"""
+        path = self.logdir / f"{wid}.log"
+        return path.exists() and '"claimed"' in path.read_text()
 
     def log(self, wid: str) -> str:
         path = self.logdir / f"{wid}.log"
@@ -186,7 +191,7 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
             pending, claimed = _pending(db)
             if pending == 0 and claimed == 0 and report.kills >= min_kills:
                 break
-            grown = [w for w in sorted(pool.procs) if now - pool.born[w] >= kill_every]
+            grown = [w for w in sorted(pool.procs) if now - pool.born[w] >= kill_every and pool.working(w)]
             if report.kills < min_kills and now - last_kill >= kill_every and grown:
                 wid = rng.choice(grown)
                 p = pool.procs.pop(wid)
@@ -224,5 +229,113 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
               if fired_at.get(tid) is not None and until is not None]
     report.max_recovery_after_lease_s = round(max(delays, default=0.0), 2)
     report.outbox_per_case = sorted({c for _, c in outbox})
+    db.dispose()
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- mail
+@dataclass
+class MailReport:
+    workers: int
+    emails: int = 0
+    kills: int = 0
+    kills_after_accept: int = 0
+    delivered: int = 0
+    duplicated: int = 0
+    duplicates_outside_window: int = 0
+    foreign_message_ids: int = 0
+    lost: int = 0
+    parked: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def queue_emails(db: Database, cases: int) -> int:
+    """Queue emails the normal way: `cases` deadline cases fire their timer (two partner recipients each)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed_deadlines(db, cases, now - timedelta(minutes=1), timedelta(seconds=30))
+    Runtime(db, ManualClock(now), registry()).drain()
+    with db.read() as conn:
+        return conn.execute(select(func.count()).select_from(OB).where(OB.c.status == "queued")).scalar_one()
+
+
+def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, lease: float = 2.0,
+                   kill_every: float = 0.3, die: str = "after_accept=0.01", timeout: float = 55.0,
+                   seed: int = 0) -> MailReport:
+    """Kill dispatcher processes at random (and right after the server accepted a message) until all is sent.
+
+    `smtp` is a running `tests.smtp.SmtpServer`; what it received is compared
+    with the outbox afterwards.
+    """
+    from notifications.models import OutboxAttempt
+
+    OA = OutboxAttempt.__table__
+    rng = random.Random(seed)
+    db = Database(url)
+    report = MailReport(workers=workers)
+    report.emails = queue_emails(db, cases)
+    logdir = Path(tempfile.mkdtemp(prefix="pf-rel-mail-"))
+    opts = ["--smtp-port", str(smtp.port), "--lease", str(lease), "--die", die]
+    pool = _Workers(url, workers, opts, logdir, rng, target="mail_main")
+    began = last_kill = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now - began > timeout:
+                with db.read() as conn:
+                    open_rows = dict(conn.execute(select(OB.c.status, func.count()).group_by(OB.c.status)).all())
+                raise AssertionError(f"outbox not drained after {timeout:.0f} s: {open_rows}; logs in {logdir}")
+            for wid, p in list(pool.procs.items()):
+                if p.exitcode is None:
+                    continue
+                del pool.procs[wid]
+                if p.exitcode != -signal.SIGKILL:
+                    raise AssertionError(f"mail worker {wid} exited with {p.exitcode}: {pool.log(wid)}")
+                report.kills += 1
+                report.kills_after_accept += 1
+                pool.spawn()
+            grown = [w for w in sorted(pool.procs) if now - pool.born[w] >= kill_every and pool.working(w)]
+            if report.kills < min_kills and now - last_kill >= kill_every and grown:
+                wid = rng.choice(grown)
+                p = pool.procs.pop(wid)
+                os.kill(p.pid, signal.SIGKILL)
+                p.join()
+                last_kill = now
+                report.kills += 1
+                pool.spawn()
+            with db.read() as conn:
+                open_rows = conn.execute(select(func.count()).select_from(OB).where(
+                    OB.c.status.in_(("queued", "sending")))).scalar_one()
+            if open_rows == 0 and report.kills >= min_kills:
+                break
+            time.sleep(0.02)
+    finally:
+        pool.stop()
+    report.seconds = round(time.monotonic() - began, 1)
+    with db.read() as conn:
+        rows = {r.message_id: r for r in conn.execute(select(OB.c.id, OB.c.message_id, OB.c.recipient, OB.c.status))}
+        requeued = {r.outbox_id for r in conn.execute(select(OA.c.outbox_id).where(OA.c.outcome == "requeued"))}
+    received: dict[str, int] = {}
+    for item in list(smtp.received):
+        mid = item.message_id
+        row = rows.get(mid)
+        if row is None or [a.lower() for a in item.rcpt_tos] != [row.recipient.lower()]:
+            report.foreign_message_ids += 1
+            continue
+        received[mid] = received.get(mid, 0) + 1
+    for mid, row in rows.items():
+        count = received.get(mid, 0)
+        if row.status == "failed":
+            report.parked += 1
+        if count == 0:
+            report.lost += 1
+            continue
+        report.delivered += 1
+        if count > 1:
+            report.duplicated += 1
+            if row.id not in requeued:  # a second copy must come from a claim that outlived its worker
+                report.duplicates_outside_window += 1
     db.dispose()
     return report

@@ -34,6 +34,8 @@ from engine.runtime import Runtime
 
 from .lifecycles import registry
 
+registry()  # import every lifecycle now: the fork server preloads this module, so restarts skip it
+
 
 class OffsetClock:
     """The wall clock plus a fixed offset (UTC, aware)."""
@@ -129,6 +131,56 @@ def main(argv: list[str] | None = None) -> int:
         if result.claimed or result.recovered:
             say({"claimed": result.claimed, "fired": result.fired, "recovered": result.recovered,
                  "duplicates": result.duplicates, "failed": result.failed})
+        time.sleep(args.interval)
+
+
+def mail_main(argv: list[str] | None = None) -> int:
+    """The outbox dispatcher loop against an SMTP server, with the crash hook ``after_accept``.
+
+    ``after_accept=p`` kills the process with probability p after the server
+    accepted a message and before the row is marked sent: the one window in
+    which a message may go out twice (with the same Message-ID).
+    """
+    from notifications.dispatcher import Dispatcher, SmtpSettings
+
+    ap = argparse.ArgumentParser(prog="python -m tests.reliability.worker mail")
+    ap.add_argument("url")
+    ap.add_argument("worker_id")
+    ap.add_argument("--smtp-port", type=int, required=True)
+    ap.add_argument("--lease", type=float, default=2.0)
+    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--die", default="")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--log", default=None)
+    args = ap.parse_args(argv)
+    out = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else sys.stdout
+    rng = random.Random(args.seed)
+    die = parse_die(args.die).get("after_accept", 0.0)
+    db = Database(args.url)
+    rt = Runtime(db, OffsetClock(0), registry(), worker_id=args.worker_id)
+    settings = SmtpSettings(host="127.0.0.1", port=args.smtp_port, sender="partnerflow <partnerflow@localhost>",
+                            batch_size=args.batch, retry_base=1.0, retry_cap=2.0, max_attempts=1000,
+                            lease=args.lease, timeout=5.0)
+    dispatcher = Dispatcher(rt, settings, worker_id=args.worker_id, rng=rng)
+    finish = dispatcher._finish
+
+    def finish_or_die(outbox_id, now, status, **kw):
+        if status == "sent" and die and rng.random() < die:
+            out.write(json.dumps({"die": "after_accept", "outbox": outbox_id}) + "\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return finish(outbox_id, now, status, **kw)
+
+    dispatcher._finish = finish_or_die
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    out.write(json.dumps({"ready": args.worker_id}) + "\n")
+    while True:
+        try:
+            result = dispatcher.dispatch(max_batches=1)
+            if result.claimed or result.requeued:
+                out.write(json.dumps(result.as_dict()) + "\n")
+        except Exception as exc:  # noqa: BLE001 - database down: try again on the next beat
+            out.write(json.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"}) + "\n")
         time.sleep(args.interval)
 
 
