@@ -123,6 +123,32 @@ def cap_usage(conn: Connection, partner_id: int, year: int, exclude_id: int | No
     return total
 
 
+def budget(conn: Connection, partner_code: str, year: int, now: datetime) -> dict:
+    """The partner's MDF position for `year`: cap, approved and pending amounts, remaining, bar, unpaid bills."""
+    partner = _partner(conn, partner_code)
+    try:
+        cap = yearly_cap(partner)
+    except RuleViolation:
+        cap = Decimal("0.00")
+    approved_total, pending_total = Decimal("0.00"), Decimal("0.00")
+    for r in conn.execute(select(I.c.state, I.c.data).where(I.c.workflow == APPLICATION, I.c.partner_id == partner["id"],
+                                                            I.c.state.in_(COUNTED_STATES))):
+        if (r.data or {}).get("year") != year:
+            continue
+        amount = Decimal(str(r.data.get("total", "0")))
+        if r.state in ("submitted", "pending_reapproval"):
+            pending_total += amount
+        else:
+            approved_total += amount
+    bar = active_bar(conn, partner["id"], now)
+    return {"partner": partner["code"], "program": partner["program"], "tier": partner["tier"], "year": year,
+            "currency": CAP_CURRENCY, "cap": str(cap), "approved": str(approved_total), "pending": str(pending_total),
+            "remaining": str(max(cap - approved_total - pending_total, Decimal("0.00"))),
+            "released_solutions": released_solutions(conn, partner["id"]),
+            "barred_until": bar.until.isoformat() if bar is not None else None,
+            "unpaid_bills": [b for b in bills(conn, partner["code"], unpaid_only=True)]}
+
+
 # ------------------------------------------------------------- solutions
 def add_solution(conn: Connection, partner_code: str, name: str, now: datetime, released: bool = False) -> dict:
     """Record a partner's solution (draft, or released at once)."""

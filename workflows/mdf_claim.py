@@ -142,7 +142,7 @@ CLAIM = Schema(
 START = Schema(Field("application", "int", minimum=1, description="The MDF application whose activity ended"))
 DELAY = Schema(Field("until", "date", description="Last day (partner's time zone) the late claim may be filed"))
 RETURN = Schema(Field("missing", "list", items=Field("item", "str", max_length=300), min_items=1, max_items=50))
-APPROVE = Schema(Field("amount", "money", required=False,
+APPROVE = Schema(Field("amount", "money", required=False, minimum=Decimal("0.01"),
                        description="Reimburse less than claimed (default: the claimed amount, capped at the budget)"))
 PAY = Schema(Field("reference", "str", required=False, max_length=128))
 

@@ -483,3 +483,24 @@ def test_demo_seeds_application_waiting_and_claim_near_its_end(runtime):
     claim = next(r for r in rows if r.workflow == "mdf_claim")
     ends = datetime.fromisoformat(claim.data["window_ends_at"])
     assert timedelta(days=4) < ends - runtime.now() < timedelta(days=7)
+
+
+def test_cli_mdf_budget_shows_cap_used_and_remaining(db_url, monkeypatch, runtime, acme):
+    from engine.cli import main
+
+    start = datetime(2026, 5, 12, 9, tzinfo=SH)
+    pending = apply(runtime, acme, activity(start, amount="10000.00"))
+    runtime.fire(pending["id"], "submit", acme["acme-admin"])
+    approved(runtime, acme, activity(start, amount="2000.00"))
+    apply(runtime, acme, activity(start, amount="999.00"))  # a draft does not count
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("PARTNERFLOW_CLOCK", "simulated")
+    out = CliRunner().invoke(main, ["mdf", "budget", "ACME", "--json"])
+    assert out.exit_code == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert (info["cap"], info["approved"], info["pending"], info["remaining"]) == (
+        "15000.00", "2000.00", "10000.00", "3000.00")
+    assert info["released_solutions"] == ["Retail Cloud"] and info["barred_until"] is None
+    text = CliRunner().invoke(main, ["mdf", "budget", "ACME", "--year", "2027"]).stdout
+    assert "MDF 2027: cap USD 15000.00, approved USD 0.00, pending USD 0.00, remaining USD 15000.00" in text
+    assert CliRunner().invoke(main, ["mdf", "bars"]).stdout.strip() == "no bars"

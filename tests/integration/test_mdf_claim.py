@@ -332,7 +332,7 @@ def test_same_event_claimed_by_another_partner_flagged_unrelated_not(runtime, ac
     assert clean["tasks"][0]["flags"] == []
 
 
-def test_confirmed_violation_bars_partner_until_year_end(runtime, acme):
+def test_confirmed_violation_bars_partner_until_year_end(runtime, acme, db_url, monkeypatch):
     _, claim = ended(runtime, acme)
     runtime.fire(claim["id"], "submit", acme["acme-admin"], materials())
     with pytest.raises(ValidationError, match="a comment is required"):
@@ -341,6 +341,15 @@ def test_confirmed_violation_bars_partner_until_year_end(runtime, acme):
     assert out["state"] == "violation" and out["data"]["violation"]["until_local"] == "2026-12-31 23:59 Asia/Shanghai"
     with runtime.db.read() as conn:
         assert [(b["partner"], b["year"], b["claim"]) for b in bars(conn)] == [("ACME", 2026, claim["id"])]
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("PARTNERFLOW_CLOCK", "simulated")
+    shown = CliRunner().invoke(main, ["mdf", "budget", "ACME"]).stdout
+    assert "barred from MDF until 2026-12-31T15:59:59+00:00" in shown
+    assert "same summit claimed twice" in CliRunner().invoke(main, ["mdf", "bars", "--partner", "ACME"]).stdout
     before = counts(runtime.db)
     with pytest.raises(RuleViolation) as err:
         apply(runtime, acme, activity(datetime(2026, 11, 20, 9, tzinfo=SH)))
