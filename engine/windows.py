@@ -4,7 +4,9 @@ A window is a row of ``program_windows`` (code, title, opens_on, closes_on);
 both dates are inclusive and read in the partner's time zone, so the
 competency incentive, closed on 2024-12-31, still accepts an application at
 23:59 on December 31 in Beijing and refuses one at 00:00 on January 1
-(FAQ 4.6.3). A program without a row has no window and is always open.
+(FAQ 4.6.3). Windows known from the FAQ are built in (`BUILTIN`); a row with
+the same code overrides one. A program with neither has no window and is
+always open.
 
 `window_open(program)` builds a guard for any lifecycle:
 ``Transition(..., guards=(window_open("competency_incentive"),))`` or, when
@@ -21,6 +23,12 @@ from .errors import ValidationError
 from .models_incentives import ProgramWindow
 
 PW = ProgramWindow.__table__
+
+#: Program windows fixed by the FAQ; a row in ``program_windows`` with the same code replaces one.
+BUILTIN: dict[str, dict] = {
+    "competency_incentive": {"code": "competency_incentive", "title": "competency incentive", "opens_on": None,
+                             "closes_on": date(2024, 12, 31), "note": "FAQ 4.6.3: closed on December 31, 2024"},
+}
 
 
 def set_window(conn: Connection, code: str, title: str, opens_on: date | None = None, closes_on: date | None = None,
@@ -42,12 +50,17 @@ def set_window(conn: Connection, code: str, title: str, opens_on: date | None = 
 
 
 def get_window(conn: Connection, code: str) -> dict | None:
+    """The window of a program: its row, else the built-in one, else None (always open)."""
     row = conn.execute(select(PW).where(PW.c.code == code)).first()
-    return None if row is None else dict(row._mapping)
+    if row is not None:
+        return dict(row._mapping)
+    return dict(BUILTIN[code]) if code in BUILTIN else None
 
 
 def list_windows(conn: Connection) -> list[dict]:
-    return [dict(r._mapping) for r in conn.execute(select(PW).order_by(PW.c.code))]
+    rows = {r.code: dict(r._mapping) for r in conn.execute(select(PW))}
+    merged = {**{k: dict(v) for k, v in BUILTIN.items()}, **rows}
+    return [merged[k] for k in sorted(merged)]
 
 
 def window_refusal(conn: Connection, code: str, day: date) -> str | None:

@@ -6,8 +6,6 @@ Create Date: 2026-11-26 04:40:00
 """
 from __future__ import annotations
 
-from datetime import date
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -71,7 +69,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consumption'))
     )
     op.create_index('ix_consumption_partner_at', 'consumption', ['partner_id', 'at'], unique=False)
-    windows = op.create_table('program_windows',
+    op.create_table('program_windows',
     sa.Column('code', sa.String(length=64), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('opens_on', sa.Date(), nullable=True),
@@ -79,11 +77,6 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_program_windows'))
     )
-    # FAQ 4.6.3: the competency incentive accepted applications until December 31, 2024.
-    op.bulk_insert(windows, [
-        {"code": "competency_incentive", "title": "competency incentive", "opens_on": None,
-         "closes_on": date(2024, 12, 31), "note": "FAQ 4.6.3: closed on December 31, 2024"},
-    ])
 
 
 def downgrade() -> None:

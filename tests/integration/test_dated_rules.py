@@ -96,7 +96,7 @@ def test_certificate_templates_render(runtime, people):
 
 
 # -- program windows ---------------------------------------------------------------------------------------
-def test_competency_incentive_window_is_seeded_closed_on_2024_12_31(runtime):
+def test_competency_incentive_window_is_built_in_closed_on_2024_12_31(runtime):
     with runtime.db.read() as conn:
         row = get_window(conn, "competency_incentive")
         assert row["closes_on"] == date(2024, 12, 31)
@@ -168,5 +168,10 @@ def test_programs_cli_lists_and_sets_windows(db_url, monkeypatch):
     listed = json.loads(runner.invoke(main, ["programs", "list"]).stdout)
     assert {(w["code"], w["closes_on"]) for w in listed} == {("competency_incentive", "2024-12-31"),
                                                              ("summer", "2026-08-31")}
+    # a row overrides the built-in window (for example to extend it)
+    assert runner.invoke(main, ["programs", "set", "competency_incentive", "--title", "competency incentive",
+                                "--closes", "2025-03-31"]).exit_code == 0
+    listed = json.loads(runner.invoke(main, ["programs", "list"]).stdout)
+    assert ("competency_incentive", "2025-03-31") in {(w["code"], w["closes_on"]) for w in listed}
     bad = runner.invoke(main, ["programs", "set", "y", "--title", "y", "--closes", "31.08.2026"])
     assert bad.exit_code == 1 and "closes: '31.08.2026' is not a date" in bad.stderr
