@@ -22,13 +22,14 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from .calendar import BusinessCalendar
 from .errors import Conflict, NotFound, ValidationError
-from .models import Partner
+from .models import Partner, User
 from .models_customers import Customer, ReservedInstance
 from .schema import EMAIL_RE, Field, Schema
 
 C = Customer.__table__
 RI = ReservedInstance.__table__
 P = Partner.__table__
+U = User.__table__
 
 MODELS = ("referral", "reseller")
 LOCK_PREFIX = "customer-email:"
@@ -79,9 +80,16 @@ def _clean(values: dict) -> dict:
     return clean
 
 
+def _check_login(conn: Connection, login: str | None) -> None:
+    if login and conn.execute(select(U.c.id).where(U.c.login == login)).first() is None:
+        raise ValidationError("login", f"no user with login {login!r}; add the customer's user first "
+                              "(partnerflow users add --role customer)")
+
+
 def add_customer(conn: Connection, values: dict, now: datetime) -> dict:
-    """Create a customer account; refuses a duplicate email or login."""
+    """Create a customer account; refuses a duplicate email or login, and a login that names no user."""
     clean = _clean(values)
+    _check_login(conn, clean.get("login"))
     if conn.execute(select(C.c.id).where(C.c.email == clean["email"])).first():
         raise Conflict(f"a customer with email {clean['email']!r} already exists")
     if clean.get("login") and conn.execute(select(C.c.id).where(C.c.login == clean["login"])).first():
@@ -134,6 +142,8 @@ def update_customer(conn: Connection, ref: str | int, changes: dict, now: dateti
         if isinstance(merged[key], Decimal):
             merged[key] = str(merged[key])
     clean = _clean({k: v for k, v in merged.items() if v is not None})
+    if changes.get("login"):
+        _check_login(conn, clean["login"])
     if changes.get("login") and conn.execute(select(C.c.id).where(C.c.login == clean["login"],
                                                                   C.c.id != customer["id"])).first():
         raise Conflict(f"login {clean['login']!r} already belongs to another customer")

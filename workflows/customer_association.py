@@ -36,6 +36,12 @@ Rules enforced (every refusal names its rule and FAQ section, and saves nothing)
 - A reseller customer may request disassociation (FAQ 6.7); an operator
   confirms (the customer is then free, its reseller budget is closed) or
   declines with a reason.
+
+Settings: ``PARTNERFLOW_CUSTOMER_INVITATION_DAYS`` (7),
+``PARTNERFLOW_CUSTOMER_REVIEW_OUTSTANDING_RMB`` (2000.00),
+``PARTNERFLOW_BASE_URL`` (http://127.0.0.1:8000) for the invitation link
+``<base>/join/customer/<code>``; `invitation_by_code` resolves a code to its
+case for the registration page.
 """
 from __future__ import annotations
 
@@ -87,8 +93,9 @@ def review_limit() -> Decimal:
     return setting("customer_review_outstanding_rmb", Decimal("2000.00"), Decimal)
 
 
-def public_url() -> str:
-    return setting("public_url", "http://127.0.0.1:8000", str).rstrip("/")
+def base_url() -> str:
+    """Where links point (``PARTNERFLOW_BASE_URL``, as for every email link)."""
+    return setting("base_url", "http://127.0.0.1:8000", str).rstrip("/")
 
 
 START = Schema(
@@ -215,13 +222,22 @@ ASSOCIATION_GUARDS = (not_locked_by_another_partner, preregistered_when_countrie
 def start_invitation(ctx: Ctx) -> dict:
     code = secrets.token_urlsafe(18)
     customer = _customer(ctx, required=False)
-    out = {"customer_name": customer["name"] if customer else None,"code": code, "link": f"{public_url()}/join/customer/{code}", "valid": "permanently"}
+    out = {"customer_name": customer["name"] if customer else None,"code": code, "link": f"{base_url()}/join/customer/{code}", "valid": "permanently"}
     if ctx.data["channel"] == "email":
         until = ctx.now + timedelta(days=invitation_days())
         out.update(valid=f"{invitation_days()} days", expires_at=until.isoformat())
     else:
         out["qr_payload"] = out["link"]  # the QR code handed over offline encodes the same permanent link
     return out
+
+
+def invitation_by_code(conn, code: str) -> int | None:
+    """The open invitation case a registration link or QR code names, if any."""
+    for row in conn.execute(select(I.c.id, I.c.data).where(I.c.workflow == "customer_association",
+                                                            I.c.state == S.invited)):
+        if (row.data or {}).get("code") == code:
+            return row.id
+    return None
 
 
 def invitation_end(ctx: Ctx) -> datetime:

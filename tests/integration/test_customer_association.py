@@ -82,6 +82,11 @@ def test_offline_link_and_qr_code_never_expire(runtime, people, ann):
     assert case["data"]["qr_payload"] == case["data"]["link"] and "/join/customer/" in case["data"]["link"]
     assert [r.recipient for r in outbox(runtime, "customer_association/offline_link")] == ["acme-admin@example.com"]
     assert outbox(runtime, "customer_association/invitation") == []
+    from workflows.customer_association import invitation_by_code
+
+    with runtime.db.read() as conn:
+        assert invitation_by_code(conn, case["data"]["link"].rsplit("/", 1)[1]) == case["id"]
+        assert invitation_by_code(conn, "not-a-code") is None
     runtime.advance(timedelta(days=400))
     assert runtime.fire(case["id"], "accept", people["ann"])["state"] == "associated"
 
@@ -388,6 +393,10 @@ def test_customers_cli_adds_shows_and_refuses_model_changes(cli, runtime):
     cli("customers", "reserve", "ann@example.com", "--name", "ri-1", "--expires", "2026-03-05T00:00:00+08:00")
     shown = cli("customers", "show", "ANN@example.com").stdout
     assert "flags: in_arrears" in shown and "reserved instance ri-1 expires 2026-03-04T16:00:00+00:00" in shown
+    ghost = cli("customers", "add", "--email", "g@example.com", "--name", "G", "--country", "CN", "--login", "ghost",
+                ok=False)
+    assert ghost.stderr.strip() == ("error: login: no user with login 'ghost'; add the customer's user first "
+                                    "(partnerflow users add --role customer)")
     bad = cli("customers", "add", "--email", "ann@example.com", "--name", "x", "--country", "CN", ok=False)
     assert bad.exit_code == 1 and bad.stderr.strip() == "error: a customer with email 'ann@example.com' already exists"
     refused = cli("start", "customer_association", "--data", '{"email": "ann@example.com", "model": "reseller"}',
