@@ -17,7 +17,7 @@ def index():
     rt = runtime()
     query = services.parse_inbox_query(request.args, rt)
     page = services.inbox(rt, g.actor, query)
-    partners = services.list_partners(rt, g.actor) if services.is_operator(g.actor) else []
+    partners = services.is_operator(g.actor)  # operators may filter by partner code
     return render_template("inbox/index.html", page=page, query=query, workflows=services.workflow_summaries(rt),
                            partners=partners, due_filters=services.DUE_FILTERS, back=_here())
 
@@ -75,4 +75,21 @@ def bulk_claim():
         flash(f"Claimed {len(result['claimed'])} task(s): {', '.join(map(str, result['claimed']))}.", "info")
     for skipped in result["skipped"]:
         flash(f"Task {skipped['id']} not claimed: {skipped['reason']}", "error")
+    return _back()
+
+
+@bp.post("/inbox/reassign")
+@login_required
+def bulk_reassign():
+    ids = request.form.getlist("task")
+    to = request.form.get("assignee", "")
+    if not ids:
+        flash("tasks: choose at least one task", "error")
+        return _back()
+    for tid in ids:
+        try:
+            services.reassign(runtime(), g.actor, tid, to)
+            flash(f"Task {tid} is now assigned to {to.strip()}.", "info")
+        except PartnerflowError as exc:
+            flash(f"Task {tid} not reassigned: {exc.message}", "error")
     return _back()

@@ -306,18 +306,23 @@ def inbox(rt, actor: Actor, q: InboxQuery) -> dict:
         rows = rows[:q.limit]
         pids = {r.partner_id for r in rows if r.partner_id is not None}
         partners = {p.id: p for p in conn.execute(select(P.c.id, P.c.code, P.c.name).where(P.c.id.in_(pids)))} if pids else {}
-    items = [_task_item(r, partners.get(r.partner_id), now, cal, actor) for r in rows]
+    today = cal.local_date(now)
+    bounds = (now, cal.end_of_day(today))
+    items = [_task_item(r, partners.get(r.partner_id), now, cal, actor, bounds) for r in rows]
     nxt = _encode_cursor(rows[-1].due_at, rows[-1].id) if more and rows else None
     return {"items": items, "next": nxt, "now": now.isoformat(), "timezone": cal.timezone,
             "filters": {"workflow": q.workflow, "partner": q.partner, "due": q.due, "assigned": q.assigned}}
 
 
-def _task_item(r, partner, now: datetime, cal, actor: Actor) -> dict:
+def _task_item(r, partner, now: datetime, cal, actor: Actor, bounds: tuple | None = None) -> dict:
+    """One inbox row; `bounds` is (now, end of the reader's day), computed once per page."""
+    if bounds is None:
+        bounds = (now, cal.end_of_day(cal.local_date(now)))
     due_mark = None
     if r.due_at is not None:
-        if r.due_at < now:
+        if r.due_at < bounds[0]:
             due_mark = "overdue"
-        elif cal.local_date(r.due_at) == cal.local_date(now):
+        elif r.due_at <= bounds[1]:
             due_mark = "due today"
     return {
         "id": r.id, "case": r.instance_id, "workflow": r.workflow, "state": r.state, "role": r.role,
@@ -639,6 +644,14 @@ def render(row: dict) -> Rendered:
 
 
 # ------------------------------------------------------- reference data
+def partner_choices(rt, actor: Actor) -> list[dict]:
+    """Codes and names of the partners an operator may filter by (empty for partner users)."""
+    if not is_operator(actor):
+        return []
+    with rt.db.read() as conn:
+        return [{"code": r.code, "name": r.name} for r in conn.execute(select(P.c.code, P.c.name).order_by(P.c.code))]
+
+
 def list_partners(rt, actor: Actor) -> list[dict]:
     with rt.db.read() as conn:
         q = select(P).order_by(P.c.code)

@@ -148,3 +148,17 @@ def test_partner_cannot_claim_another_partners_task(browser, rt, users):
     assert rt.get(case["id"])["tasks"][0]["assignee"] is None
     resp = browser("nord-admin").post(f"/inbox/tasks/{tid}/claim", follow_redirects=True)
     assert f"Task {tid} is yours now." in resp.get_data(as_text=True)
+
+
+def test_bulk_reassign_selected_tasks(browser, rt, users):
+    ids = [rt.get(start_probe(rt, users)["id"])["tasks"][0]["id"] for _ in range(2)]
+    root = browser("root")
+    html = root.text("/inbox")
+    assert 'for="reassign-to">Reassign selected to' in html
+    resp = root.post("/inbox/reassign", {"task": [str(i) for i in ids], "assignee": "mona"}, follow_redirects=True)
+    text = resp.get_data(as_text=True)
+    assert all(f"Task {i} is now assigned to mona." in text for i in ids)
+    resp = root.post("/inbox/reassign", {"task": [str(ids[0])], "assignee": "fiona"}, follow_redirects=True)
+    assert f"Task {ids[0]} not reassigned: assignee: fiona does not hold role mdf_owner" in resp.get_data(as_text=True)
+    assert "choose at least one task" in root.post("/inbox/reassign", {"assignee": "mona"},
+                                                   follow_redirects=True).get_data(as_text=True)
