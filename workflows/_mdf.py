@@ -120,8 +120,13 @@ def current_freeze(ctx: Ctx, cycle: str) -> dict:
 
 
 def not_frozen(ctx: Ctx) -> str | None:
-    """Frozen MDF cannot be approved or paid (FAQ 4.4.10)."""
-    reason = frozen_reason(ctx.data.get("frozen"))
+    """Frozen MDF cannot be approved or paid (FAQ 4.4.10).
+
+    Checked against the bills as they are now (not only the case's recorded freeze), so a bill recorded
+    concurrently with the case's start still blocks the approval or payment.
+    """
+    live = freeze_state(ctx.conn, ctx.partner["id"] if ctx.partner else None, ctx.data.get("billing_cycle"))
+    reason = frozen_reason({"bills": live})
     if reason:
         done = {"approve": "approved", "pay": "paid"}.get(ctx.event or "", ctx.event)
         return (f"this MDF {ctx.workflow.name.replace('mdf_', '')} is frozen (FAQ 4.4.10): {reason} in its billing "
