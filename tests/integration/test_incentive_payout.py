@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from engine.errors import EventNotAllowed, RuleViolation
 from engine.incentives import add_incentive, payout_amounts, set_withholding_rate
@@ -20,21 +20,40 @@ P = Partner.__table__
 VALID_UNTIL = datetime(2027, 3, 2, 15, 59, 59, tzinfo=UTC)
 
 
-def certify(runtime, code: str, vat: str = "0.06", business: str = "approved", payment: str = "approved") -> None:
-    """Record the partner's two certification cases (section 1) in the states given.
+ENTITIES = {
+    "ACME": {"company_name": "Acme Cloud Services Co., Ltd.", "legal_entity_country": "CN",
+             "registration_number": "91310000MA1FL0XX1X", "login": "acme-admin",
+             "bank": {"bank_name": "Bank of China", "bank_country": "CN", "bank_account_name": "Acme Cloud Services Co Ltd",
+                      "bank_account_number": "6217000012345678", "settlement_currency": "CNY"}},
+    "NORD": {"company_name": "Nordlicht Systems GmbH", "legal_entity_country": "DE",
+             "registration_number": "HRB 123456", "login": "nord-admin",
+             "bank": {"bank_name": "Deutsche Bank", "bank_country": "DE", "bank_account_name": "Nordlicht Systems GmbH",
+                      "bank_account_number": "DE89370400440532013000", "settlement_currency": "USD"}},
+}
 
-    `workflows.payment_authentication.may_be_paid` and `vat_rate` read the
-    latest case of each certification lifecycle; these rows are what those
-    lifecycles leave behind once a reviewer approved them.
-    """
-    now = runtime.now()
+
+def certify(runtime, people, code: str, vat_percent: str = "6", approve_payment: bool = True) -> None:
+    """Take the partner through both certifications of section 1 (business and payment information)."""
+    from engine import accounts
+
+    e = ENTITIES[code]
     with runtime.db.write() as conn:
-        pid = conn.execute(select(P.c.id).where(P.c.code == code)).scalar_one()
-        for workflow, state, data in (("business_authentication", business, {}),
-                                      ("payment_authentication", payment, {"approved": {"vat_rate": vat}})):
-            conn.execute(insert(I).values(workflow=workflow, state=state, version=1, partner_id=pid, data=data,
-                                          is_final=False, created_by="system", created_at=now, updated_at=now,
-                                          state_entered_at=now))
+        if accounts.partner_account(conn, conn.execute(select(P.c.id).where(P.c.code == code)).scalar_one()) is None:
+            accounts.add_account(conn, {"login_id": f"{code.lower()}-partner", "name": code, "kind": "partner",
+                                        "partner": code, "registered_country": e["legal_entity_country"]},
+                                 runtime.now())
+    entity = {k: e[k] for k in ("company_name", "legal_entity_country")}
+    b = runtime.start("business_authentication", {**entity, "registration_number": e["registration_number"]},
+                      people[e["login"]])
+    p = runtime.start("payment_authentication", {**entity, **e["bank"], "vat_rate_percent": vat_percent},
+                      people[e["login"]])
+    runtime.drain()  # the automatic reviews run at the next heartbeat
+    runtime.fire(b["id"], "approve", people["alice"])
+    if runtime.get(p["id"])["state"] == "automatic_review_failed":
+        runtime.fire(p["id"], "request_offline_review", people[e["login"]],
+                     {"bank_confirmation_letter": "bank-letter.pdf"})
+    if approve_payment:
+        runtime.fire(p["id"], "approve", people["fiona"])
 
 
 @pytest.fixture
@@ -176,10 +195,12 @@ def test_pay_blocked_until_both_certifications_approved(runtime, people, taxes):
     with pytest.raises(RuleViolation, match="payout blocked: solution-partner certification"):
         runtime.fire(case["id"], "pay", people["fiona"], {"reference": "TRX-1"})
     assert counts(runtime.db) == before
-    certify(runtime, "ACME", payment="under_review")
+    certify(runtime, people, "ACME", approve_payment=False)
     with pytest.raises(RuleViolation, match=r"payment-information authentication is not approved \(state: under_review\)"):
         runtime.fire(case["id"], "pay", people["fiona"], {"reference": "TRX-1"})
-    certify(runtime, "ACME", vat="0.06")
+    with runtime.db.read() as conn:
+        pa = conn.execute(select(I.c.id).where(I.c.workflow == "payment_authentication")).scalar_one()
+    runtime.fire(pa, "approve", people["fiona"])
     paid = runtime.fire(case["id"], "pay", people["fiona"], {"reference": "TRX-1"})
     assert paid["state"] == "paid"
     # 1000.00 + 6 % VAT (60.00) - 10 % CN withholding tax (100.00)
@@ -188,7 +209,7 @@ def test_pay_blocked_until_both_certifications_approved(runtime, people, taxes):
 
 
 def test_pay_refused_without_withholding_rate_for_partner_country(runtime, people):
-    certify(runtime, "NORD", vat="0.19")
+    certify(runtime, people, "NORD", vat_percent="0")
     case = start(runtime, people, partner="NORD", amount="1000.00", currency="EUR")
     runtime.fire(case["id"], "apply", people["nord-admin"], {"method": "cash_coupon"})
     with pytest.raises(RuleViolation, match="no withholding tax rate is recorded for country DE"):
@@ -196,7 +217,7 @@ def test_pay_refused_without_withholding_rate_for_partner_country(runtime, peopl
     with runtime.db.write() as conn:
         set_withholding_rate(conn, "DE", "0.15", "fiona", runtime.now())
     paid = runtime.fire(case["id"], "issue_coupons", people["fiona"], {"coupon_codes": ["CC-1"]})
-    assert paid["data"]["paid"] == "1040.00"  # 1000 + 190 - 150
+    assert paid["data"]["paid"] == "850.00"  # 1000 + 0 % VAT - 15 % DE withholding tax
 
 
 def test_payout_arithmetic_is_decimal_rounded_half_up():
@@ -208,7 +229,7 @@ def test_payout_arithmetic_is_decimal_rounded_half_up():
 
 # -- cash coupons -------------------------------------------------------------------------------------------------
 def test_cash_coupons_need_no_invoice_and_are_due_in_5_working_days(runtime, people, taxes):
-    certify(runtime, "ACME")
+    certify(runtime, people, "ACME")
     case = start(runtime, people, amount="150.00")
     after = runtime.fire(case["id"], "apply", people["acme-admin"], {"method": "cash_coupon"})
     due = datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)
@@ -268,7 +289,7 @@ def test_quarter_start_schedule_starts_reseller_payouts_reaching_threshold(runti
 def test_payout_templates_render_in_both_languages(runtime, people, taxes):
     from notifications.render import render_message
 
-    certify(runtime, "ACME")
+    certify(runtime, people, "ACME")
     a = start(runtime, people, period="2026-01")
     runtime.fire(a["id"], "apply", people["acme-admin"], {"method": "bank_transfer"})
     runtime.advance(timedelta(days=8))
