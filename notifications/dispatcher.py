@@ -52,12 +52,13 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from engine.errors import ValidationError
 from engine.models import Outbox, User
 from engine.settings import setting
 
+from .models import OutboxAttempt
 from .outbox import log_attempt
 from .render import RenderError, check_address, default_sender, serialize_email
 
@@ -65,6 +66,14 @@ log = logging.getLogger("partnerflow.mail")
 
 OB = Outbox.__table__
 U = User.__table__
+
+
+# Built once (one per sent message): SQLAlchemy reuses their compiled form.
+_FINISH = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
+                            OB.c.status == "sending")
+           .values(status=bindparam("new_status"), claimed_by=None, lease_until=None, last_error=None,
+                   sent_at=bindparam("sent")))
+_LOG = insert(OutboxAttempt.__table__)
 
 
 def _flag(name: str) -> bool | None:
@@ -442,11 +451,10 @@ class Dispatcher:
     def _finish(self, outbox_id: int, now: datetime, status: str, *, code: int | None = None,
                 detail: str | None = None) -> None:
         with self.db.write() as conn:
-            conn.execute(update(OB).where(OB.c.id == outbox_id, OB.c.claimed_by == self.worker_id,
-                                          OB.c.status == "sending")
-                         .values(status=status, claimed_by=None, lease_until=None, last_error=None,
-                                 sent_at=now if status in ("sent", "captured") else None))
-            log_attempt(conn, outbox_id, now, status, code=code, detail=detail, worker=self.worker_id)
+            conn.execute(_FINISH, {"oid": outbox_id, "worker": self.worker_id, "new_status": status,
+                                   "sent": now if status in ("sent", "captured") else None})
+            conn.execute(_LOG, {"outbox_id": outbox_id, "at": now, "outcome": status, "code": code,
+                                "detail": detail, "worker": self.worker_id})
 
 
 async def _close(smtp):

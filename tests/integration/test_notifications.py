@@ -285,3 +285,23 @@ def test_cli_clock_advance_runs_the_dispatcher(cli, runtime, people):
     runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
     cli("clock", "advance", "1h")
     assert {r.status for r in outbox(runtime.db)} == {"captured"}
+
+
+def test_suite_render_check_reports_a_row_whose_template_lacks_a_variable(runtime, people):
+    from notifications.outbox import discard_message
+    from tests.smtp import outbox_render_problems
+
+    runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    assert outbox_render_problems(runtime.db) == []
+    row = outbox(runtime.db)[0]
+    with runtime.db.write() as conn:
+        context = {k: v for k, v in row.context.items() if k != "data"}
+        conn.execute(OB.update().where(OB.c.id == row.id).values(context=context))
+    problems = outbox_render_problems(runtime.db)
+    assert problems == [f"outbox row {row.id} (exam_voucher/applied, en): template exam_voucher/applied.en.j2: "
+                        "'data' is undefined",
+                        f"outbox row {row.id} (exam_voucher/applied, zh): template exam_voucher/applied.zh.j2: "
+                        "'data' is undefined"]
+    with runtime.db.write() as conn:
+        discard_message(conn, row.id, runtime.now(), "root")
+    assert outbox_render_problems(runtime.db) == []
