@@ -144,8 +144,8 @@ def _pending(db: Database) -> tuple[int, int]:
 
 
 def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: float = 2.0, interval: float = 0.1,
-              limit: int = 5, pause_ms: float = 5.0, kill_every: float = 0.3,
-              die: str = "after_claim=0.03,mid_fire=0.01,in_commit=0.03", timeout: float = 55.0,
+              limit: int = 10, pause_ms: float = 5.0, kill_every: float = 0.3,
+              die: str = "after_claim=0.03,mid_fire=0.01,in_commit=0.03", timeout: float = 120.0,
               seed: int = 0, top_up: int = 40, on_tick=None) -> CrashReport:
     """Kill workers at random while they fire `cases` timers; return what the tables say afterwards.
 
@@ -261,8 +261,8 @@ def queue_emails(db: Database, cases: int) -> int:
         return conn.execute(select(func.count()).select_from(OB).where(OB.c.status == "queued")).scalar_one()
 
 
-def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, lease: float = 2.0,
-                   kill_every: float = 0.3, die: str = "after_accept=0.01", timeout: float = 55.0,
+def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, lease: float = 5.0, batch: int = 5,
+                   kill_every: float = 0.3, die: str = "after_accept=0.01", timeout: float = 120.0,
                    seed: int = 0) -> MailReport:
     """Kill dispatcher processes at random (and right after the server accepted a message) until all is sent.
 
@@ -277,7 +277,7 @@ def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, 
     report = MailReport(workers=workers)
     report.emails = queue_emails(db, cases)
     logdir = Path(tempfile.mkdtemp(prefix="pf-rel-mail-"))
-    opts = ["--smtp-port", str(smtp.port), "--lease", str(lease), "--die", die]
+    opts = ["--smtp-port", str(smtp.port), "--lease", str(lease), "--batch", str(batch), "--die", die]
     pool = _Workers(url, workers, opts, logdir, rng, target="mail_main")
     began = last_kill = time.monotonic()
     try:

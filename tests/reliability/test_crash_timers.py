@@ -21,7 +21,7 @@ ONE_SWEEP = 3.0
 def test_sigkill_workers_every_timer_fires_exactly_once(db):
     workers = 3 if db.is_postgres else 1
     report = run_crash(db.url, workers=workers, cases=500, min_kills=20, lease=LEASE, interval=INTERVAL,
-                       timeout=55 if db.is_postgres else 55, seed=8)
+                       seed=8)
     assert report.kills >= 20, report
     assert report.timers == report.cases >= 500
     assert report.fired_once == report.timers, report
