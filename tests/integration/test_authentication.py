@@ -13,7 +13,7 @@ from engine import accounts
 from engine.cli import main
 from engine.directory import partner_by_code
 from engine.errors import EventNotAllowed, Forbidden, RuleViolation, ValidationError
-from engine.models import Outbox, Task
+from engine.models import Outbox
 from tests.helpers import counts
 from workflows.payment_authentication import apply_together, may_be_paid, payout_with_vat, vat_rate
 
