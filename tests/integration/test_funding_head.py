@@ -147,3 +147,26 @@ def test_funding_head_templates_render(runtime, people, staff, generated):
         for locale in ("en", "zh"):
             msg = render_message({**row._mapping, "locale": locale})
             assert "2026-Q1" in msg.subject and "<i>" not in msg.html
+
+
+def test_cli_records_dedicated_personnel_and_generates(db_url, monkeypatch, people):
+    import json
+
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("PARTNERFLOW_CLOCK", "simulated")
+    runner = CliRunner()
+    for name, started in (("Ann", "2025-01-01"), ("Ben", "2026-01-10")):
+        out = runner.invoke(main, ["incentives", "person", "--partner", "ACME", "--name", name, "--started", started])
+        assert out.exit_code == 0, out.output + out.stderr
+    bad = runner.invoke(main, ["incentives", "person", "--partner", "ACME", "--name", "X", "--started", "2026-02-01",
+                               "--ended", "2026-01-01"])
+    assert bad.exit_code == 1 and "ended_on: 2026-01-01 is before the start 2026-02-01" in bad.stderr
+    started = runner.invoke(main, ["start", "funding_head", "--data", '{"partner": "ACME", "quarter": "2026-Q1"}',
+                                   "--as", "alice", "--json"])
+    assert started.exit_code == 0, started.output + started.stderr
+    data = json.loads(started.stdout)["data"]
+    assert (data["dedicated"], data["max_recipients"], [p["months"] for p in data["personnel"]]) == (2, 1, [3, 2])
