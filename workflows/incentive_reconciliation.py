@@ -7,8 +7,9 @@ Rules enforced:
   outside 1..5: the FAQ says within the first 5 working days) and opens one
   reconciliation of the previous month for every partner with monthly
   incentives recorded in the ``incentives`` table (``partnerflow incentives
-  add``). Holidays are skipped, so January's run lands after the New Year
-  holiday. The partner is emailed. Operators may open a missed one by hand
+  add``). The opening day follows the program's own calendar (mainland
+  China, Beijing time, FAQ 5.7.12); holidays are skipped, so January's run
+  lands after the New Year holiday. The partner is emailed. Operators may open a missed one by hand
   (``partnerflow start incentive_reconciliation``); a second open
   reconciliation for the same partner and month is refused.
 - Period end (FAQ 5.5.5): the partner may confirm until, and reject before,
@@ -52,13 +53,14 @@ from engine.incentives import (
     set_withholding_rate,
     totals_for_period,
 )
-from engine.models import Instance
+from engine.models import Instance, Partner
 from engine.roles import ADMIN, FINANCE, OPERATIONS_MANAGER, PARTNER_ADMIN, SYSTEM
 from engine.schedules import CalendarSchedule, monthly_working_day
 from engine.schema import Field, Schema
 from engine.settings import setting
 
 I = Instance.__table__
+P = Partner.__table__
 NAME = "incentive_reconciliation"
 
 
@@ -224,9 +226,6 @@ def open_reconciliations(sctx) -> str:
     cal = calendar_for(None, None)
     period = previous_month(cal.local_date(sctx.slot))
     opened, skipped = [], []
-    from engine.models import Partner
-
-    P = Partner.__table__
     for total in totals_for_period(sctx.conn, "monthly", period):
         code = sctx.conn.execute(select(P.c.code).where(P.c.id == total.partner_id)).scalar_one()
         exists = sctx.conn.execute(select(I.c.id).where(I.c.workflow == NAME, I.c.partner_id == total.partner_id,
