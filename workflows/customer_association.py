@@ -225,7 +225,7 @@ def start_invitation(ctx: Ctx) -> dict:
     out = {"customer_name": customer["name"] if customer else None,"code": code, "link": f"{base_url()}/join/customer/{code}", "valid": "permanently"}
     if ctx.data["channel"] == "email":
         until = ctx.now + timedelta(days=invitation_days())
-        out.update(valid=f"{invitation_days()} days", expires_at=until.isoformat())
+        out.update(valid=f"{invitation_days()} days", valid_days=invitation_days(), expires_at=until.isoformat())
     else:
         out["qr_payload"] = out["link"]  # the QR code handed over offline encodes the same permanent link
     return out
