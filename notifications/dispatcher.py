@@ -307,8 +307,11 @@ class Dispatcher:
                    .order_by(OB.c.next_attempt_at, OB.c.id).limit(self.settings.batch_size))
             if self.db.is_postgres:
                 due = due.with_for_update(skip_locked=True)
+            # A MATERIALIZED CTE runs the LIMIT ... SKIP LOCKED select once; as an IN (subquery) PostgreSQL may
+            # plan a semi-join that rescans it per row and claims every due row, whatever the batch size.
+            due = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
             rows = conn.execute(
-                update(OB).where(OB.c.id.in_(due.scalar_subquery()), OB.c.status == "queued")
+                update(OB).where(OB.c.id.in_(select(due.c.id)), OB.c.status == "queued")
                 .values(status="sending", claimed_by=self.worker_id, lease_until=lease_until,
                         attempts=OB.c.attempts + 1)
                 .returning(*OB.c)).all()
