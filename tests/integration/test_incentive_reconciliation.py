@@ -287,3 +287,16 @@ def test_demo_seeds_a_reconciliation_that_will_auto_confirm_and_a_payout_waiting
     assert [(p.state, p.data["method"]) for p in payouts] == [("awaiting_invoice", "bank_transfer")]
     runtime.advance_to(datetime.fromisoformat(view["data"]["confirm_by"]) + timedelta(minutes=1))
     assert runtime.get(recon[0].id)["state"] == "confirmed"
+
+
+def test_cancel_from_rejected_needs_reason_and_tells_partner(runtime, people, opened):
+    runtime.fire(opened["id"], "reject", people["acme-admin"], comment="not ours")
+    with pytest.raises(ValidationError, match="comment"):
+        runtime.fire(opened["id"], "cancel", people["oscar"])
+    done = runtime.fire(opened["id"], "cancel", people["oscar"], comment="booked to the wrong partner")
+    assert done["state"] == "cancelled" and done["final"] and done["tasks"] == []
+    assert {m.recipient for m in outbox(runtime, "incentive_reconciliation/cancelled")} == {
+        "contact@acme.example", "acme-admin@example.com"}
+    # a cancelled reconciliation does not block opening the month again
+    again = runtime.start("incentive_reconciliation", {"partner": "ACME", "period": "2026-02"}, people["oscar"])
+    assert again["state"] == "open"
