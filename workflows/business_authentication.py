@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -194,6 +194,11 @@ EDIT = Schema(*_fields(False), Field("registered_country", "str", required=False
                                       description="refused: changeable only through a service ticket"))
 
 
+def at_once(ctx: Ctx) -> datetime:
+    """The automatic review is due as soon as the case is submitted."""
+    return ctx.now
+
+
 def normalise_countries(ctx: Ctx) -> dict:
     out = {}
     for key in ("legal_entity_country",):
@@ -272,8 +277,8 @@ WORKFLOW = Workflow(
                    effect=apply_edit, authors=True),
     ),
     timers=(
-        Timer(S.submitted, "review_automatically", after=timedelta(0), name="automatic_review",
-              description="at once (the next heartbeat)"),
+        Timer(S.submitted, "review_automatically", at=at_once, name="automatic_review",
+              description="at once (the next heartbeat of the scheduler)"),
     ),
     tasks=(
         InboxTask(S.under_review, ECOSYSTEM_MANAGER, "Review the partner's business information", due_working_days=5),

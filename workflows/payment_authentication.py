@@ -229,6 +229,11 @@ def apply_edit(ctx: Ctx) -> dict:
     return out
 
 
+def escalation_due(ctx: Ctx) -> datetime:
+    """14 days (the setting) after the wait for procurement began."""
+    return ctx.now + timedelta(days=escalation_days())
+
+
 def edited_after_approval(ctx: Ctx) -> bool:
     return ctx.data.get("edited_after_approval_at") == ctx.now.isoformat()
 
@@ -281,14 +286,14 @@ WORKFLOW = Workflow(
                    effect=apply_edit, authors=True),
     ),
     timers=(
-        Timer(S.submitted, "review_automatically", after=timedelta(0), name="automatic_review",
-              description="at once (the next heartbeat)"),
-        Timer(S.waiting_for_procurement, "escalate", at=lambda ctx: ctx.now + timedelta(days=escalation_days()),
+        Timer(S.submitted, "review_automatically", at=business.at_once, name="automatic_review",
+              description="at once (the next heartbeat of the scheduler)"),
+        Timer(S.waiting_for_procurement, "escalate", at=escalation_due,
               description="14 days after the wait began (PARTNERFLOW_PROCUREMENT_ESCALATION_DAYS)"),
     ),
     tasks=(
         InboxTask(S.waiting_for_procurement, PROCUREMENT, "Add the supplier's data in the procurement system",
-                  due=lambda ctx: ctx.now + timedelta(days=escalation_days())),
+                  due=escalation_due),
         InboxTask(S.waiting_for_procurement, FINANCE,
                   "Escalation: payment authentication is still waiting for procurement",
                   on_event="escalate", name="procurement_overdue", due_working_days=2),
