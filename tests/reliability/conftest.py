@@ -30,3 +30,7 @@ def db_url(db_template, tmp_path):
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     db.dispose()
     return db_template
+
+
+# The web fixtures (app on a real database, signed-in browsers, API tokens, the probe lifecycle).
+from tests.web.conftest import api, app, browser, rt, users, web_registry  # noqa: E402,F401
