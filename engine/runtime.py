@@ -509,6 +509,10 @@ class Runtime:
         return result
 
     def _claim(self, conn: Connection, limit: int, now: datetime) -> list:
+        return list(conn.execute(self._claim_statement(limit, now)))
+
+    def _claim_statement(self, limit: int, now: datetime):
+        """Claim the `limit` earliest due pending timers (index ``ix_timers_pending_due``; SKIP LOCKED on PostgreSQL)."""
         lease_until = now + self.lease
         due = (select(TM.c.id).where(TM.c.status == "pending", TM.c.due_at <= now)
                .order_by(TM.c.due_at, TM.c.id).limit(limit))
@@ -519,7 +523,7 @@ class Runtime:
                         attempts=TM.c.attempts + 1)
                 .returning(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, TM.c.due_at,
                            TM.c.name))
-        return list(conn.execute(stmt))
+        return stmt
 
     def _fire_batch(self, conn: Connection, claimed: list, now: datetime, result: SweepResult) -> list:
         """Fire the plain timers of a claimed batch with a few set-based statements; return the rest.
