@@ -287,7 +287,7 @@ def _backdate(runtime, instance_id: int, delta: timedelta) -> None:
     """Demo only: make a just-sent invitation look sent `delta` ago (its reminder and expiry move with it)."""
     from sqlalchemy import update
 
-    from engine.models import History, Timer as TimerRow
+    from engine.models import History, SubjectLock, Timer as TimerRow
 
     H, TM = History.__table__, TimerRow.__table__
     with runtime.db.write() as conn:
@@ -300,6 +300,8 @@ def _backdate(runtime, instance_id: int, delta: timedelta) -> None:
             conn.execute(update(H).where(H.c.id == h.id).values(at=h.at - delta))
         for t in conn.execute(select(TM.c.id, TM.c.due_at, TM.c.created_at).where(TM.c.instance_id == instance_id)).all():
             conn.execute(update(TM).where(TM.c.id == t.id).values(due_at=t.due_at - delta, created_at=t.created_at - delta))
+        conn.execute(update(SubjectLock.__table__).where(SubjectLock.__table__.c.owner == row.data["lock_owner"])
+                     .values(until=datetime.fromisoformat(data["expires_at"])))
 
 
 CLI = accounts.MEMBERS_CLI
