@@ -406,3 +406,23 @@ def test_invitation_and_expiry_emails_arrive_over_smtp(runtime, world, smtp_serv
     [expired] = smtp_server.to("acme-admin@example.com")
     assert expired.message["Subject"] == "Invitation of li.lei to ACME expired"
     assert "invite them again; the new invitation is valid for 7 days" in expired.text()
+
+
+def test_demo_seeds_an_invitation_about_to_expire_and_authentications_in_interesting_states(runtime):
+    from engine.demo import seed
+    from engine.models import Instance
+
+    seed(runtime)
+    inst = Instance.__table__
+    with runtime.db.read() as conn:
+        states = {(r.workflow, r.state) for r in conn.execute(select(inst.c.workflow, inst.c.state))}
+        pending = conn.execute(select(inst.c.id).where(inst.c.workflow == "member_invitation",
+                                                       inst.c.state == "pending")).scalar_one()
+    assert {("member_invitation", "pending"), ("member_invitation", "accepted"),
+            ("payment_authentication", "waiting_for_procurement"), ("payment_authentication", "under_review"),
+            ("business_authentication", "under_review"), ("business_authentication", "approved"),
+            ("registration_link", "verified")} <= states
+    runtime.advance(timedelta(days=1, hours=1) - MINUTE)
+    assert runtime.get(pending)["state"] == "pending"
+    runtime.advance(2 * MINUTE)
+    assert runtime.get(pending)["state"] == "expired"
