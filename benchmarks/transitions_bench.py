@@ -82,39 +82,48 @@ def _history_rows(url: str) -> int:
     return n
 
 
-def _proc(url, ids, count, go, queue):
-    go.wait(120)
-    start = time.time()
-    _fire_many(url, ids, count)
-    queue.put((start, time.time()))
+def _proc(url, ids, count, runs, go, queue):
+    """One process: a warm-up, then `runs` timed rounds, each started at the same line as the other processes."""
+    _fire_many(url, ids, max(20, count // 10))
+    for _ in range(runs):
+        go.wait(600)
+        start = time.time()
+        _fire_many(url, ids, count)
+        queue.put((start, time.time()))
+        go.wait(600)  # the parent counts the history between rounds
 
 
 def ours(kind: str, per_run: int, runs: int, processes: int) -> Metric:
     with fresh_database(kind, "transitions") as url:
         migrated(url).dispose()
         ids = _seed(url, CASES)
-        _fire_many(url, ids, max(50, per_run // 10))  # warm-up
         rates = []
-        for _ in range(runs):
-            before = _history_rows(url)
-            if processes == 1:
+        if processes == 1:
+            _fire_many(url, ids, max(50, per_run // 10))  # warm-up
+            for _ in range(runs):
+                before = _history_rows(url)
                 t = time.perf_counter()
                 _fire_many(url, ids, per_run)
                 seconds = time.perf_counter() - t
-            else:
-                ctx = mp.get_context("spawn")
-                go, queue = ctx.Barrier(processes), ctx.Queue()
-                share = [ids[i::processes] for i in range(processes)]
-                procs = [ctx.Process(target=_proc, args=(url, share[i], per_run // processes, go, queue))
-                         for i in range(processes)]
-                for p in procs:
-                    p.start()
+                rates.append((_history_rows(url) - before) / seconds)  # completed work, from the database
+        else:
+            ctx = mp.get_context("spawn")
+            go, queue = ctx.Barrier(processes + 1), ctx.Queue()
+            share = [ids[i::processes] for i in range(processes)]
+            procs = [ctx.Process(target=_proc, args=(url, share[i], per_run // processes, runs, go, queue))
+                     for i in range(processes)]
+            for p in procs:
+                p.start()
+            for _ in range(runs):
+                go.wait(600)  # everyone warmed up (first round) or counted (later rounds)
+                before = _history_rows(url)
                 spans = [queue.get(timeout=1800) for _ in procs]
-                for p in procs:
-                    p.join(60)
+                done = _history_rows(url) - before
+                go.wait(600)
                 seconds = max(s[1] for s in spans) - min(s[0] for s in spans)
-            done = _history_rows(url) - before  # completed work, from the database
-            rates.append(done / seconds)
+                rates.append(done / seconds)
+            for p in procs:
+                p.join(60)
     name = f"transitions_per_s_{kind}"
     target = 3000 if kind == "sqlite" else 2000
     note = (f"{per_run:,} fires over {CASES} cases, {processes} process{'es' if processes > 1 else ''}, "

@@ -484,6 +484,30 @@ def serve(host: str, port: int, demo: bool, interval: float) -> None:
         rt.db.dispose()
 
 
+@main.command("web")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (about 2 per core).")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address to listen on (HOST:PORT).")
+@handle_errors
+def web_cmd(workers: int, threads: int, bind: str) -> None:
+    """Serve the web inbox and API with gunicorn in several processes (timers run in `partnerflow worker`)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("gunicorn") is None:
+        raise ValidationError("gunicorn", "is not installed: pip install 'partnerflow[server]'")
+    from .migrate import upgrade
+
+    database = Database()
+    upgrade(database)  # once, before the workers start
+    database.dispose()
+    click.echo(f"partnerflow web: {workers} gunicorn workers x {threads} threads on http://{bind}/", err=True)
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+            "--bind", bind, "--access-logfile", "-", "web:create_app()"]
+    os.execv(sys.executable, argv)
+
+
 @main.command("demo")
 @handle_errors
 def demo_cmd() -> None:
