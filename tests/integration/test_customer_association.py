@@ -151,7 +151,6 @@ def test_other_partners_earlier_link_cannot_be_accepted_during_the_lock(runtime,
     set_account(runtime, "ann@example.com", country="DE")  # NORD's own country: no pre-registration needed
     nord = invite(runtime, people["nord-admin"], channel="offline")
     lock = prereg(runtime, people["acme-admin"])  # ACME's claim, made before the customer answered NORD
-    before = counts(runtime.db)
     runtime.advance_to(START + timedelta(days=15) - timedelta(minutes=1))
     before = counts(runtime.db)
     with pytest.raises(LockHeld) as err:

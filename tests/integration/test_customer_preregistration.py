@@ -1,7 +1,7 @@
 """Customer pre-registration: the 15-day subject lock on a normalised email (FAQ 5.3.6), on a real database."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select

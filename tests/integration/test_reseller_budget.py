@@ -231,7 +231,6 @@ def test_spend_in_a_new_month_before_the_reset_starts_that_month(runtime, people
 
 
 def test_leaving_the_partner_or_the_reseller_model_closes_the_budget(runtime, people, acme_budget):
-    association = runtime.get(acme_budget["id"])  # noqa: F841 - the budget case
     with runtime.db.read() as conn:
         assoc_id = conn.execute(select(Instance.__table__.c.id).where(
             Instance.__table__.c.workflow == "customer_association")).scalar_one()
