@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json_path).write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
         print(f"wrote {args.json_path}")
     bad = (summary["timers_lost"] or summary["timers_fired_twice"] or summary["emails_lost"]
-           or summary["double_decisions"] or summary["fuzz_5xx"] or out["problems"])
+           or summary["double_decisions"] or summary["fuzz_5xx"] or out["problems"]
+           or out["runs"].get("fuzz", {}).get("pytest_exit_code", 0))
     return 1 if bad else 0
 
 
