@@ -68,7 +68,7 @@ def db_template(tmp_path_factory):
     if PG_URL:
         base = normalise_url(PG_URL)
         name = f"pf_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a server restart
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = base.rsplit("/", 1)[0] + "/" + name
