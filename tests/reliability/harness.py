@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from engine.clock import ManualClock
 from engine.db import Database
@@ -138,9 +139,15 @@ def _claims_of(db: Database, wid: str) -> list[tuple[int, datetime]]:
 
 
 def _pending(db: Database) -> tuple[int, int]:
-    with db.read() as conn:
-        rows = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
-    return rows.get("pending", 0), rows.get("claimed", 0)
+    """(pending, claimed) timers; while the database is unreachable, waits for it (outage tests restart it)."""
+    for _ in range(300):
+        try:
+            with db.read() as conn:
+                rows = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
+            return rows.get("pending", 0), rows.get("claimed", 0)
+        except DBAPIError:
+            time.sleep(0.1)
+    raise AssertionError("the database stayed unreachable for 30 s")
 
 
 def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: float = 2.0, interval: float = 0.1,
