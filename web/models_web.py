@@ -20,6 +20,7 @@ I = Instance.__table__
 # Inbox filtered by lifecycle, and by partner (partner users, operator filter).
 Index("ix_tasks_inbox_workflow", TK.c.status, TK.c.role, TK.c.workflow, TK.c.due_at, TK.c.id)
 Index("ix_tasks_inbox_partner", TK.c.status, TK.c.role, TK.c.partner_id, TK.c.due_at, TK.c.id)
+Index("ix_tasks_inbox_partner_workflow", TK.c.status, TK.c.role, TK.c.partner_id, TK.c.workflow, TK.c.due_at, TK.c.id)
 # Case lists in the API: newest first, optionally per lifecycle.
 Index("ix_instances_workflow_id", I.c.workflow, I.c.id)
 

@@ -288,8 +288,9 @@ def inbox(rt, actor: Actor, q: InboxQuery) -> dict:
                     conds.append(TK.c.due_at >= lo)
                 if hi is not None:
                     conds.append(TK.c.due_at <= hi)
-                if cursor is not None:
-                    conds.append(or_(TK.c.due_at > cursor[0], and_(TK.c.due_at == cursor[0], TK.c.id > cursor[1])))
+                if cursor is not None:  # (due_at, id) > cursor, written so the index range starts at the cursor
+                    conds.append(TK.c.due_at >= cursor[0])
+                    conds.append(or_(TK.c.due_at > cursor[0], TK.c.id > cursor[1]))
                 rows.extend(conn.execute(select(TK).where(*conds).order_by(TK.c.due_at, TK.c.id).limit(want)).all())
             rows.sort(key=lambda r: (r.due_at, r.id))
             rows = rows[:want]

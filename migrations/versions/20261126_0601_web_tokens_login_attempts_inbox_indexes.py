@@ -49,11 +49,14 @@ def upgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index('ix_tasks_inbox_partner', ['status', 'role', 'partner_id', 'due_at', 'id'], unique=False)
         batch_op.create_index('ix_tasks_inbox_workflow', ['status', 'role', 'workflow', 'due_at', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_inbox_partner_workflow', ['status', 'role', 'partner_id', 'workflow', 'due_at', 'id'],
+                              unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_tasks_inbox_partner_workflow')
         batch_op.drop_index('ix_tasks_inbox_workflow')
         batch_op.drop_index('ix_tasks_inbox_partner')
 
