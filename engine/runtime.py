@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from .actors import SYSTEM_ACTOR, Actor
 from .calendar import calendar_for
@@ -44,6 +45,7 @@ from .errors import (
 from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User
 from .recipients import resolve
 from .registry import Registry, default_registry
+from .roles import ADMIN, OPERATOR_ROLES
 
 log = logging.getLogger("partnerflow.runtime")
 
@@ -269,14 +271,31 @@ class Runtime:
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
         row = conn.execute(_LOAD_LOCKED if self.db.is_postgres else _LOAD, {"iid": instance_id}).first()
-        if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
+        if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
         return row
 
     @staticmethod
-    def can_see(actor: Actor, partner_id: int | None) -> bool:
-        """Partner users see only their own partner's cases; operators and the system see all."""
-        return actor.partner_id is None or actor.partner_id == partner_id
+    def can_see(actor: Actor, row) -> bool:
+        """Who may see a case.
+
+        Operators, admins and the system see every case; partner users only
+        their own partner's; a person with no partner (an invitee, a customer)
+        only the cases they started or that name them (their login or email in
+        the case data).
+        """
+        if actor.is_system or actor.roles & (OPERATOR_ROLES | {ADMIN}):
+            return actor.partner_id is None or actor.partner_id == row.partner_id
+        if actor.partner_id is not None:
+            return actor.partner_id == row.partner_id
+        if row.created_by == actor.login:
+            return True
+        names = {actor.login.lower()} | ({actor.email.lower()} if actor.email else set())
+        for value in (row.data or {}).values():
+            for item in (value if isinstance(value, list) else [value]):
+                if isinstance(item, str) and item.strip().lower() in names:
+                    return True
+        return False
 
     def _partner(self, conn: Connection, partner_id: int | None) -> dict | None:
         if partner_id is None:
@@ -421,7 +440,7 @@ class Runtime:
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
         row = conn.execute(_LOAD, {"iid": instance_id}).first()
-        if row is None or (actor is not None and not self.can_see(actor, row.partner_id)):
+        if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
         wf = self.registry.get(row.workflow)
         partner = self._partner(conn, row.partner_id)
@@ -470,7 +489,7 @@ class Runtime:
         if not claimed:
             return result
         claimed.sort(key=lambda t: (t.instance_id, t.due_at, t.id))  # one lock order for every worker
-        errors: list[tuple[int, str, bool]] = []
+        errors: list[tuple[int, str, bool | None]] = []  # None: transient
         with self.db.write() as conn:
             for t in self._fire_batch(conn, claimed, now, result):
                 try:
@@ -478,6 +497,10 @@ class Runtime:
                         outcome = self._fire_timer(conn, t, now)
                 except PartnerflowError as exc:
                     errors.append((t.id, f"{type(exc).__name__}: {exc.message}", True))
+                    continue
+                except DBAPIError as exc:  # deadlock, lost connection: transient, retried with backoff
+                    log.warning("timer %s on case %s: database error, will retry: %s", t.id, t.instance_id, exc)
+                    errors.append((t.id, f"{type(exc).__name__}: {exc}", None))
                     continue
                 except Exception as exc:  # noqa: BLE001 - one broken case must not stop the sweep
                     log.exception("timer %s on case %s failed", t.id, t.instance_id)
@@ -498,7 +521,7 @@ class Runtime:
                                                                          last_error=message))
                     result.duplicates += 1
                     continue
-                if permanent or row.attempts >= MAX_TIMER_ATTEMPTS:
+                if permanent or (permanent is False and row.attempts >= MAX_TIMER_ATTEMPTS):
                     conn.execute(update(TM).where(TM.c.id == tid).values(status="failed", last_error=message,
                                                                          lease_until=None))
                     result.failed += 1
@@ -677,7 +700,9 @@ class Runtime:
             with self.db.write() as conn:
                 exists = conn.execute(select(SC.c.name).where(SC.c.name == sched.name)).first()
                 if exists is None:
-                    conn.execute(insert(SC).values(name=sched.name, next_at=sched.next_after(now)))
+                    # a slot falling exactly on `now` is still due: start just before it
+                    conn.execute(insert(SC).values(name=sched.name,
+                                                   next_at=sched.next_after(now - timedelta(microseconds=1))))
             while True:
                 with self.db.write() as conn:
                     row = conn.execute(select(SC).where(SC.c.name == sched.name)).first()

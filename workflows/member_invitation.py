@@ -277,31 +277,13 @@ def seed_demo(runtime, people) -> None:
                 add_user(conn, {"login": login, "name": name, "email": email, "roles": [ACCOUNT], "locale": "zh",
                                 "password": "partnerflow-demo"}, now)
     admin = people.actor("acme-admin")
-    pending = runtime.start(NAME, {"login_id": "chen.jie", "message": "Welcome to the Acme delivery team"}, admin)
-    _backdate(runtime, pending["id"], timedelta(days=5, hours=23))
+    # an invitation sent 5 days 23 hours ago: started at that past instant, so its timers, lock and
+    # history are what they would be (history is append-only and never rewritten)
+    with runtime.db.write() as conn:
+        runtime.start_in(conn, WORKFLOW, {"login_id": "chen.jie", "message": "Welcome to the Acme delivery team"},
+                         admin, now - timedelta(days=5, hours=23))
     accepted = runtime.start(NAME, {"login_id": "liu.yang"}, admin)
     runtime.fire(accepted["id"], "accept", runtime.actor("liu.yang"))
-
-
-def _backdate(runtime, instance_id: int, delta: timedelta) -> None:
-    """Demo only: make a just-sent invitation look sent `delta` ago (its reminder and expiry move with it)."""
-    from sqlalchemy import update
-
-    from engine.models import History, SubjectLock, Timer as TimerRow
-
-    H, TM = History.__table__, TimerRow.__table__
-    with runtime.db.write() as conn:
-        row = conn.execute(select(I).where(I.c.id == instance_id)).first()
-        data = {**row.data, "expires_at": (datetime.fromisoformat(row.data["expires_at"]) - delta).isoformat()}
-        conn.execute(update(I).where(I.c.id == instance_id).values(
-            data=data, created_at=row.created_at - delta, updated_at=row.updated_at - delta,
-            state_entered_at=row.state_entered_at - delta))
-        for h in conn.execute(select(H.c.id, H.c.at).where(H.c.instance_id == instance_id)).all():
-            conn.execute(update(H).where(H.c.id == h.id).values(at=h.at - delta))
-        for t in conn.execute(select(TM.c.id, TM.c.due_at, TM.c.created_at).where(TM.c.instance_id == instance_id)).all():
-            conn.execute(update(TM).where(TM.c.id == t.id).values(due_at=t.due_at - delta, created_at=t.created_at - delta))
-        conn.execute(update(SubjectLock.__table__).where(SubjectLock.__table__.c.owner == row.data["lock_owner"])
-                     .values(until=datetime.fromisoformat(data["expires_at"])))
 
 
 CLI = accounts.MEMBERS_CLI

@@ -331,3 +331,23 @@ def test_four_eyes_author_cannot_approve(runtime, people, registry):
         runtime.fire(c["id"], "approve", people["alice"])  # she created it
     assert runtime.fire(c["id"], "approve", people["root"])["state"] == "approved"
     assert count(runtime.db, "history") == 3
+
+
+def test_a_person_without_partner_sees_only_cases_naming_them(runtime, people):
+    from engine.directory import add_user
+
+    with runtime.db.write() as conn:
+        add_user(conn, {"login": "visitor", "name": "Visitor", "email": "visitor@example.com", "roles": ["account"]},
+                 runtime.now())
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    with pytest.raises(NotFound):
+        runtime.get(case["id"], runtime.actor("visitor"))
+    assert runtime.get(case["id"], runtime.actor("acme-dev1"))["id"] == case["id"]  # own partner
+    assert runtime.get(case["id"], people["alice"])["id"] == case["id"]  # operator
+
+
+def test_schedule_slot_exactly_at_first_tick_is_not_skipped(db, registry, runtime):
+    chain.RUNS.clear()
+    runtime.clock.set(datetime(2026, 3, 4, 1, 0, tzinfo=UTC))  # exactly the 3rd working day of March, 09:00
+    runtime.tick()
+    assert [s.isoformat() for s in chain.RUNS] == ["2026-03-04T01:00:00+00:00"]
