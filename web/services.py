@@ -547,6 +547,8 @@ def list_cases(rt, actor: Actor, args) -> dict:
                 own = conn.execute(select(P.c.code).where(P.c.id == actor.partner_id)).scalar()
                 if partner != own:
                     raise Forbidden(f"{actor.login} acts for partner {own} and cannot list cases of {partner}")
+        elif not is_operator(actor):  # a person with no partner: only the cases they started
+            conds.append(I.c.created_by == actor.login)
         elif partner:
             pid = conn.execute(select(P.c.id).where(P.c.code == partner)).scalar()
             if pid is None:
