@@ -130,12 +130,14 @@ def timer_races(url: str, rounds: int, *, seed: int = 0) -> RaceReport:
             person = Runtime(person_db, clock, reg)
             worker = Runtime(worker_db, clock, reg, worker_id=f"race-worker-{case}")
             gate = threading.Barrier(2)
-            lag = rng.random() * 0.004
+            # either side may get a head start of up to 20 ms, so both orders occur on both databases
+            # (a sweep needs two transactions before it fires; a person's reject needs one)
+            lag = rng.random() * 0.04
 
             def reject():
                 gate.wait(10)
-                if lag > 0.002:
-                    time.sleep(lag - 0.002)
+                if lag > 0.02:
+                    time.sleep(lag - 0.02)
                 try:
                     person.fire(case, "reject", partner, comment="the figures are wrong")
                     return "ok"
@@ -146,7 +148,7 @@ def timer_races(url: str, rounds: int, *, seed: int = 0) -> RaceReport:
 
             def sweep():
                 gate.wait(10)
-                if lag < 0.002:
+                if lag < 0.02:
                     time.sleep(lag)
                 return worker.sweep(now=due)
 
