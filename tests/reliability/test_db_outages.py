@@ -55,8 +55,8 @@ def test_database_outage_under_load(db):
     def on_tick(elapsed: float) -> None:
         if "done" in outage or elapsed < 1.5:
             return
-        outage["pending_before"] = _pending(db)
         if db.is_postgres:
+            outage["pending_before"] = _pending(db)
             with db.read() as conn:
                 outage["started"] = conn.execute(text("SELECT pg_postmaster_start_time()")).scalar()
             _pg_restart()
@@ -64,6 +64,7 @@ def test_database_outage_under_load(db):
             path = db.engine.url.database
             holder = sqlite3.connect(path, isolation_level=None, timeout=30)
             holder.execute("BEGIN EXCLUSIVE")
+            outage["pending_before"] = _pending(db)  # counted under the lock: no commit can slip in between
             time.sleep(3.0)  # the outage itself: nobody can write meanwhile
             outage["pending_during"] = _pending(db)
             holder.execute("COMMIT")
