@@ -8,6 +8,7 @@ how long the claims of dead workers took to come back.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -202,7 +203,8 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
             if report.kills < min_kills and now - last_kill >= kill_every and grown:
                 wid = rng.choice(grown)
                 p = pool.procs.pop(wid)
-                os.kill(p.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may have just died by its own crash hook
+                    os.kill(p.pid, signal.SIGKILL)
                 p.join()
                 last_kill = now
                 report.kills += 1
@@ -307,7 +309,8 @@ def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, 
             if report.kills < min_kills and now - last_kill >= kill_every and grown:
                 wid = rng.choice(grown)
                 p = pool.procs.pop(wid)
-                os.kill(p.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may have just died by its own crash hook
+                    os.kill(p.pid, signal.SIGKILL)
                 p.join()
                 last_kill = now
                 report.kills += 1
