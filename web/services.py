@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from werkzeug.security import check_password_hash
 
 from engine.actors import Actor
 from engine.calendar import calendar_for
 from engine.directory import add_partner, add_user, public_user, user_by_login
 from engine.errors import Conflict, Forbidden, NotFound, ValidationError
+from engine.fastsql import Fast
 from engine.models import History, Instance, Outbox, Partner, Task, User
 from engine.roles import ADMIN, OPERATOR_ROLES, PARTNER_ROLES, SYSTEM
 from engine.schema import Field, Schema
@@ -238,10 +239,36 @@ def _zone(actor: Actor) -> str | None:
     return actor.timezone
 
 
+# Columns of an inbox row: the task's, plus its partner's code and name (LEFT JOIN on the primary key).
+_INBOX_COLS = (TK.c.id, TK.c.instance_id, TK.c.workflow, TK.c.partner_id, TK.c.state, TK.c.role, TK.c.title,
+               TK.c.assignee, TK.c.due_at, TK.c.amount, TK.c.currency, TK.c.flags, TK.c.created_at)
+_INBOX_SELECT = ("SELECT " + ", ".join(f"t.{c.name}" for c in _INBOX_COLS) + ", p.code, p.name "
+                 "FROM tasks AS t {hint}LEFT JOIN partners AS p ON p.id = t.partner_id WHERE ")
+_INBOX_RESULT = (*_INBOX_COLS, P.c.code, P.c.name)
+_INBOX_BINDS = {"lo": TK.c.due_at.type, "hi": TK.c.due_at.type, "c_due": TK.c.due_at.type}
+_inbox_statements: dict[tuple, Fast] = {}
+
+
+def _inbox_statement(dialect: str, conds: tuple[str, ...], dated: bool, hint: str = "") -> Fast:
+    """The inbox SELECT for one shape of conditions (built once per shape and dialect, then reused)."""
+    key = (dialect, conds, dated, hint)
+    stmt = _inbox_statements.get(key)
+    if stmt is None:
+        order = "t.due_at, t.id" if dated else "t.id"
+        sql = _INBOX_SELECT.format(hint=hint) + " AND ".join(conds) + f" ORDER BY {order} LIMIT :lim"
+        stmt = _inbox_statements[key] = Fast(sql, table=TK, binds=_INBOX_BINDS, result=_INBOX_RESULT)
+    return stmt
+
+
 def inbox(rt, actor: Actor, q: InboxQuery) -> dict:
-    """A page of open tasks for the actor's roles: items, the cursor of the next page, and the filters used."""
+    """A page of open tasks for the actor's roles: items, the cursor of the next page, and the filters used.
+
+    Each query is an index range in (due_at, id) order that stops after a page plus one row; whether there
+    is a next page is known from that extra row, never from a count.
+    """
     now = rt.now()
     cal = calendar_for(None, _zone(actor))
+    dialect = rt.db.dialect
     with rt.db.read() as conn:
         partner_id = None
         if actor.partner_id is not None:
@@ -267,73 +294,97 @@ def inbox(rt, actor: Actor, q: InboxQuery) -> dict:
             only_null = True
         cursor = _decode_cursor(q.after) if q.after else None
         roles = inbox_roles(actor)
-        base_conds = [TK.c.status == "open"]
-        if q.workflow:
-            base_conds.append(TK.c.workflow == q.workflow)
-        if partner_id is not None:
-            base_conds.append(TK.c.partner_id == partner_id)
-        if q.assigned == "me":
-            groups = [[TK.c.assignee == actor.login, TK.c.role.in_(roles)]]
-        else:
-            groups = [[TK.c.role == r] for r in roles]
-            if q.assigned == "unassigned":
-                groups = [g + [TK.c.assignee.is_(None)] for g in groups]
         want = q.limit + 1
+        params: dict = {"lim": want}
+        base = ["t.status = 'open'"]  # a literal, so partial indexes on open tasks qualify
+        if q.workflow:
+            base.append("t.workflow = :workflow")
+            params["workflow"] = q.workflow
+        if partner_id is not None:
+            base.append("t.partner_id = :partner_id")
+            params["partner_id"] = partner_id
+        hint = ""
+        if q.assigned == "me":
+            # One range of the (status, assignee, due_at, id) index: my tasks are few, my role's are many.
+            # SQLite's statistics cannot tell (most assignees are NULL), so it is told which index to use.
+            names = [f"r{i}" for i in range(len(roles))]
+            params.update(zip(names, roles))
+            params["assignee"] = actor.login
+            groups = [("t.assignee = :assignee", f"t.role IN ({', '.join(':' + n for n in names)})")] if roles else []
+            hint = "INDEXED BY ix_tasks_assignee " if dialect == "sqlite" else ""
+        else:
+            groups = []
+            for i, role in enumerate(roles):
+                params[f"r{i}"] = role
+                groups.append((f"t.role = :r{i}",) + (("t.assignee IS NULL",) if q.assigned == "unassigned" else ()))
         rows: list = []
-        dated_done = only_null or (cursor is not None and cursor[0] is None)
-        if not dated_done:
-            for g in groups:
-                conds = base_conds + g + [TK.c.due_at.is_not(None)]
-                if lo is not None:
-                    conds.append(TK.c.due_at >= lo)
-                if hi is not None:
-                    conds.append(TK.c.due_at <= hi)
-                if cursor is not None:  # (due_at, id) > cursor, written so the index range starts at the cursor
-                    conds.append(TK.c.due_at >= cursor[0])
-                    conds.append(or_(TK.c.due_at > cursor[0], TK.c.id > cursor[1]))
-                rows.extend(conn.execute(select(TK).where(*conds).order_by(TK.c.due_at, TK.c.id).limit(want)).all())
-            rows.sort(key=lambda r: (r.due_at, r.id))
-            rows = rows[:want]
-        if len(rows) < want and (q.due in (None, "none")):
-            extra = []
-            for g in groups:
-                conds = base_conds + g + [TK.c.due_at.is_(None)]
-                if cursor is not None and cursor[0] is None:
-                    conds.append(TK.c.id > cursor[1])
-                extra.extend(conn.execute(select(TK).where(*conds).order_by(TK.c.id).limit(want - len(rows))).all())
-            extra.sort(key=lambda r: r.id)
+        if not (only_null or (cursor is not None and cursor[0] is None)):
+            dated = ["t.due_at IS NOT NULL"]
+            if lo is not None:
+                dated.append("t.due_at >= :lo")
+                params["lo"] = lo
+            if hi is not None:
+                dated.append("t.due_at <= :hi")
+                params["hi"] = hi
+            if cursor is not None:  # (due_at, id) > cursor, written so the index range starts at the cursor
+                dated.append("t.due_at >= :c_due AND (t.due_at > :c_due OR t.id > :c_id)")
+                params["c_due"], params["c_id"] = cursor
+            for group in groups:
+                rows.extend(_inbox_statement(dialect, (*base, *group, *dated), True, hint).all(conn, params))
+            if len(groups) > 1:
+                rows.sort(key=lambda r: (r.due_at, r.id))
+                del rows[want:]
+        if len(rows) < want and q.due in (None, "none"):
+            undated = ["t.due_at IS NULL"]
+            if cursor is not None and cursor[0] is None:
+                undated.append("t.id > :c_id")
+                params["c_id"] = cursor[1]
+            params["lim"] = want - len(rows)
+            extra: list = []
+            for group in groups:
+                extra.extend(_inbox_statement(dialect, (*base, *group, *undated), False, hint).all(conn, params))
+            if len(groups) > 1:
+                extra.sort(key=lambda r: r.id)
             rows.extend(extra[:want - len(rows)])
-        more = len(rows) > q.limit
-        rows = rows[:q.limit]
-        pids = {r.partner_id for r in rows if r.partner_id is not None}
-        partners = {p.id: p for p in conn.execute(select(P.c.id, P.c.code, P.c.name).where(P.c.id.in_(pids)))} if pids else {}
-    today = cal.local_date(now)
-    bounds = (now, cal.end_of_day(today))
-    items = [_task_item(r, partners.get(r.partner_id), now, cal, actor, bounds) for r in rows]
+    more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    bounds = (now, cal.end_of_day(cal.local_date(now)))
+    local = _local_formatter(cal)
+    login = actor.login
+    items = [_task_item(r, r.code, r.name, login, bounds, local) for r in rows]
     nxt = _encode_cursor(rows[-1].due_at, rows[-1].id) if more and rows else None
     return {"items": items, "next": nxt, "now": now.isoformat(), "timezone": cal.timezone,
             "filters": {"workflow": q.workflow, "partner": q.partner, "due": q.due, "assigned": q.assigned}}
 
 
-def _task_item(r, partner, now: datetime, cal, actor: Actor, bounds: tuple | None = None) -> dict:
-    """One inbox row; `bounds` is (now, end of the reader's day), computed once per page."""
-    if bounds is None:
-        bounds = (now, cal.end_of_day(cal.local_date(now)))
+def _local_formatter(cal):
+    """`cal.format` ('2026-12-07 23:59 Asia/Shanghai') without strftime: a page formats a hundred instants."""
+    tz, suffix = cal.tz, " " + cal.timezone
+
+    def local(instant: datetime) -> str:
+        t = instant.astimezone(tz)
+        return "%d-%02d-%02d %02d:%02d%s" % (t.year, t.month, t.day, t.hour, t.minute, suffix)
+
+    return local
+
+
+def _task_item(r, partner_code: str | None, partner_name: str | None, login: str, bounds: tuple, local) -> dict:
+    """One inbox row; `bounds` is (now, end of the reader's day) and `local` formats an instant for the reader."""
+    due = r.due_at
     due_mark = None
-    if r.due_at is not None:
-        if r.due_at < bounds[0]:
+    if due is not None:
+        if due < bounds[0]:
             due_mark = "overdue"
-        elif r.due_at <= bounds[1]:
+        elif due <= bounds[1]:
             due_mark = "due today"
     return {
         "id": r.id, "case": r.instance_id, "workflow": r.workflow, "state": r.state, "role": r.role,
-        "title": r.title, "partner": partner.code if partner else None,
-        "partner_name": partner.name if partner else None,
-        "waiting_since": r.created_at.isoformat(), "waiting_since_local": cal.format(r.created_at),
-        "due_at": r.due_at.isoformat() if r.due_at else None,
-        "due_local": cal.format(r.due_at) if r.due_at else None, "due_mark": due_mark,
+        "title": r.title, "partner": partner_code, "partner_name": partner_name,
+        "waiting_since": r.created_at.isoformat(), "waiting_since_local": local(r.created_at),
+        "due_at": due.isoformat() if due is not None else None,
+        "due_local": local(due) if due is not None else None, "due_mark": due_mark,
         "amount": str(r.amount) if r.amount is not None else None, "currency": r.currency,
-        "assignee": r.assignee, "mine": r.assignee == actor.login, "flags": list(r.flags or []),
+        "assignee": r.assignee, "mine": r.assignee == login, "flags": list(r.flags or []),
     }
 
 
@@ -353,7 +404,10 @@ def get_task(rt, actor: Actor, task_id) -> dict:
         row = _load_task(conn, actor, task_id)
         partner = conn.execute(select(P.c.code, P.c.name).where(P.c.id == row.partner_id)).first() \
             if row.partner_id is not None else None
-    item = _task_item(row, partner, rt.now(), calendar_for(None, _zone(actor)), actor)
+    now = rt.now()
+    cal = calendar_for(None, _zone(actor))
+    item = _task_item(row, partner.code if partner else None, partner.name if partner else None, actor.login,
+                      (now, cal.end_of_day(cal.local_date(now))), _local_formatter(cal))
     item["status"] = row.status
     return item
 
