@@ -20,16 +20,14 @@ click groups are added to ``partnerflow`` by the lifecycle modules.
 """
 from __future__ import annotations
 
-import json
-import sys
 from datetime import UTC, datetime
-from functools import wraps
 
 import click
 import pycountry
 from sqlalchemy import Connection, func, insert, or_, select, update
 
-from .errors import Conflict, Forbidden, NotFound, PartnerflowError, ValidationError
+from .cliutil import echo_json, handle_errors, open_runtime
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 from .models import Partner, User
 from .models_accounts import Account, AccountAssociation, CountryChange, ProcurementSupplier
 from .roles import ACCOUNT, ADMIN, OPERATOR_ROLES, PARTNER_ADMIN, PARTNER_MEMBER
@@ -322,30 +320,6 @@ def _partner(conn: Connection, code: str) -> dict:
 
 
 # ---------------------------------------------------------------------- CLI
-def _cli_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PartnerflowError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _rt():
-    from .cli import _runtime
-
-    return _runtime()
-
-
-def _echo(value) -> None:
-    from .db import json_dumps
-
-    click.echo(json.dumps(json.loads(json_dumps(value)), indent=2, ensure_ascii=False))
-
-
 @click.group("accounts")
 def ACCOUNTS_CLI() -> None:
     """Person, enterprise and partner accounts (login IDs) and their registered countries."""
@@ -359,10 +333,10 @@ def ACCOUNTS_CLI() -> None:
 @click.option("--country", "registered_country", default="CN", show_default=True, help="ISO 3166-1 alpha-2.")
 @click.option("--partner", default=None, help="Partner code (partner accounts only).")
 @click.option("--certificate", "certificates", multiple=True, help="Certificate held (repeatable).")
-@_cli_errors
+@handle_errors
 def accounts_add(certificates, **values) -> None:
     """Add an account."""
-    rt = _rt()
+    rt = open_runtime()
     values = {k: v for k, v in values.items() if v is not None}
     values["certificates"] = list(certificates)
     with rt.db.write() as conn:
@@ -374,14 +348,14 @@ def accounts_add(certificates, **values) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def accounts_list(as_json: bool) -> None:
     """List accounts with their current partner."""
-    rt = _rt()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = []
         for a in list_accounts(conn):
             cur = current_association(conn, a["id"])
             rows.append({**a, "member_of": cur["partner_code"] if cur else None})
     if as_json:
-        _echo(rows)
+        echo_json(rows)
         return
     for r in rows:
         click.echo(f"{r['login_id']:<24} {r['kind']:<10} {r['registered_country']}  {r['email'] or '-':<28} "
@@ -391,16 +365,16 @@ def accounts_list(as_json: bool) -> None:
 @ACCOUNTS_CLI.command("show")
 @click.argument("login_id")
 @click.option("--json", "as_json", is_flag=True)
-@_cli_errors
+@handle_errors
 def accounts_show(login_id: str, as_json: bool) -> None:
     """An account with its association history and registered-country changes."""
-    rt = _rt()
+    rt = open_runtime()
     with rt.db.read() as conn:
         acc = require_account(conn, login_id)
         view = {**acc, "associations": association_history(conn, login_id),
                 "country_changes": country_changes(conn, login_id)}
     if as_json:
-        _echo(view)
+        echo_json(view)
         return
     click.echo(f"{acc['login_id']} ({acc['name']}): {acc['kind']}, registered in {country_name(acc['registered_country'])}")
     for a in view["associations"]:
@@ -416,10 +390,10 @@ def accounts_show(login_id: str, as_json: bool) -> None:
 @click.option("--ticket", default=None, help="Case number of the registered_country_change service ticket (FAQ 2.1.10).")
 @click.option("--reason", default=None, help="Reason (default: the one stated in the ticket).")
 @click.option("--as", "login", envvar="PARTNERFLOW_USER", required=True)
-@_cli_errors
+@handle_errors
 def accounts_change_country(login_id: str, country: str, ticket, reason, login: str) -> None:
     """Change a registered country through a service ticket."""
-    rt = _rt()
+    rt = open_runtime()
     actor = rt.actor(login)
     with rt.db.write() as conn:
         acc = change_registered_country(conn, login_id, country, ticket=ticket, reason=reason, actor=actor, now=rt.now())
@@ -432,10 +406,10 @@ def accounts_change_country(login_id: str, country: str, ticket, reason, login: 
 @click.option("--partner", required=True)
 @click.option("--since", default=None, help="ISO instant the association began (default: now).")
 @click.option("--until", default=None, help="ISO instant it ended (records a past association).")
-@_cli_errors
+@handle_errors
 def accounts_associate(login_id: str, partner: str, since, until) -> None:
     """Record an association directly (reference data, such as history before this system)."""
-    rt = _rt()
+    rt = open_runtime()
     clean = lambda v, n: datetime.fromisoformat(Field(n, "datetime").clean(v, n)) if v else None  # noqa: E731
     with rt.db.write() as conn:
         acc = require_account(conn, login_id)
@@ -452,14 +426,14 @@ def MEMBERS_CLI() -> None:
 @MEMBERS_CLI.command("list")
 @click.option("--partner", required=True)
 @click.option("--json", "as_json", is_flag=True)
-@_cli_errors
+@handle_errors
 def members_list(partner: str, as_json: bool) -> None:
     """Current members of a partner, with their certificates."""
-    rt = _rt()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = members(conn, _partner(conn, partner)["id"])
     if as_json:
-        _echo(rows)
+        echo_json(rows)
         return
     for r in rows:
         click.echo(f"{r['login_id']:<24} {r['name']:<28} since {r['associated_at'].isoformat()}  "
@@ -472,10 +446,10 @@ def members_list(partner: str, as_json: bool) -> None:
 @click.argument("login_id")
 @click.option("--as", "login", envvar="PARTNERFLOW_USER", required=True, help="The partner admin.")
 @click.option("--reason", default=None)
-@_cli_errors
+@handle_errors
 def members_remove(login_id: str, login: str, reason) -> None:
     """Cancel a member's association (partner admin only, FAQ 3.3.8)."""
-    rt = _rt()
+    rt = open_runtime()
     actor = rt.actor(login)
     if actor.partner_id is None:
         raise Forbidden(f"only a partner admin may cancel a member's association; {login} acts for no partner")
@@ -492,9 +466,9 @@ def SUPPLIERS_CLI() -> None:
 @SUPPLIERS_CLI.command("add")
 @click.option("--partner", required=True)
 @click.option("--number", required=True, help="Supplier number in the procurement system.")
-@_cli_errors
+@handle_errors
 def suppliers_add(partner: str, number: str) -> None:
-    rt = _rt()
+    rt = open_runtime()
     with rt.db.write() as conn:
         add_supplier(conn, partner, number, rt.now())
     click.echo(f"partner {partner} recorded as procurement supplier {number}")

@@ -7,58 +7,21 @@ the newest schema first. Errors print one line on stderr and exit non-zero
 """
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import threading
-from functools import wraps
 
 import click
 
 from .clock import parse_duration
+# The private names are the ones `web.cli` and `notifications.cli` import from here.
+from .cliutil import echo_json as _echo_json
+from .cliutil import handle_errors
+from .cliutil import json_arg as _json_arg
+from .cliutil import open_runtime as _runtime
 from .db import Database, json_dumps
-from .errors import PartnerflowError, ValidationError
-
-
-def _runtime():
-    from .migrate import upgrade
-    from .runtime import Runtime
-
-    db = Database()
-    upgrade(db)
-    return Runtime(db)
-
-
-def _json_arg(text: str | None, name: str) -> dict:
-    if text is None or text == "":
-        return {}
-    if text.startswith("@"):
-        with open(text[1:], encoding="utf-8") as fh:
-            text = fh.read()
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(name, f"is not valid JSON: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(value, dict):
-        raise ValidationError(name, "must be a JSON object")
-    return value
-
-
-def _echo_json(value) -> None:
-    click.echo(json.dumps(json.loads(json_dumps(value)), indent=2, ensure_ascii=False))
-
-
-def handle_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PartnerflowError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
+from .errors import ValidationError
 
 
 def heartbeat_hooks() -> list:

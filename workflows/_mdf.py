@@ -1,20 +1,15 @@
-"""Shared pieces of the MDF lifecycles: activity facts, the freeze rule, expense categories, CLI helpers.
+"""Shared pieces of the MDF lifecycles: activity facts, the freeze rule, expense categories.
 
 Not a lifecycle itself (the registry skips modules starting with ``_``).
 """
 from __future__ import annotations
 
-import sys
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
-
-import click
 
 from engine.calendar import BusinessCalendar
 from engine.definition import Ctx, Transition
-from engine.errors import PartnerflowError
 from engine.mdf import EXPENSE_CATEGORIES, NON_REIMBURSABLE, freeze_state, frozen_reason
 from engine.roles import SYSTEM
 from engine.schema import Field, Schema
@@ -141,29 +136,3 @@ def freeze_flags(ctx: Ctx) -> list[str]:
 
 def money(value) -> Decimal:
     return Decimal(str(value))
-
-
-# ------------------------------------------------------------------- CLI
-def cli_errors(fn):
-    """One line on stderr and exit status 1 for a refusal (as the core CLI does)."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PartnerflowError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def cli_runtime():
-    from engine.cli import _runtime
-
-    return _runtime()
-
-
-def cli_json(value) -> None:
-    from engine.cli import _echo_json
-
-    _echo_json(value)

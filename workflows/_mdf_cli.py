@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._mdf import cli_errors, cli_json, cli_runtime
+from engine.cliutil import echo_json, handle_errors, open_runtime
 
 
 @click.group("mdf")
@@ -15,20 +15,20 @@ def CLI() -> None:
 @click.argument("partner")
 @click.option("--year", type=int, default=None, help="Calendar year of the activities (default: this year).")
 @click.option("--json", "as_json", is_flag=True)
-@cli_errors
+@handle_errors
 def budget_cmd(partner: str, year: int | None, as_json: bool) -> None:
     """Yearly cap, approved and pending amounts, what remains, bar and unpaid bills of PARTNER."""
     from engine.calendar import calendar_for
     from engine.mdf import _partner, budget
 
-    rt = cli_runtime()
+    rt = open_runtime()
     now = rt.now()
     with rt.db.read() as conn:
         p = _partner(conn, partner)
         year = year or calendar_for(p["region"], p["timezone"]).local_date(now).year
         info = budget(conn, partner, year, now)
     if as_json:
-        cli_json(info)
+        echo_json(info)
         return
     c = info["currency"]
     click.echo(f"{info['partner']} ({info['program']} / {info['tier']}) MDF {info['year']}: cap {c} {info['cap']}, "
@@ -43,16 +43,16 @@ def budget_cmd(partner: str, year: int | None, as_json: bool) -> None:
 @CLI.command("bars")
 @click.option("--partner", default=None)
 @click.option("--json", "as_json", is_flag=True)
-@cli_errors
+@handle_errors
 def bars_cmd(partner: str | None, as_json: bool) -> None:
     """Partners barred from MDF after a confirmed order-splitting violation."""
     from engine.mdf import bars
 
-    rt = cli_runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = bars(conn, partner)
     if as_json:
-        cli_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         click.echo(f"{r['partner']:<10} until {r['until']} (claim {r['claim']}, by {r['confirmed_by']}): {r['reason']}")

@@ -49,12 +49,12 @@ import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import wraps
 
 import click
 from sqlalchemy import select
 
 from engine import customers as cust
+from engine.cliutil import echo_json, handle_errors, open_runtime
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.errors import Forbidden, ValidationError
 from engine.models import Instance
@@ -391,22 +391,10 @@ WORKFLOW = Workflow(
 
 
 # -- command line: customer reference data ---------------------------------------
-def _errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        from engine.cli import handle_errors
-
-        return handle_errors(fn)(*args, **kwargs)
-
-    return wrapper
-
-
 def _print(customer: dict, as_json: bool) -> None:
-    from engine.cli import _echo_json
-
     view = cust.public(customer)
     if as_json:
-        _echo_json(view)
+        echo_json(view)
         return
     flags = [k for k in ("in_arrears", "special_contract", "internal") if customer[k]]
     click.echo(f"{view['email']} ({view['name']}, {view['country']})"
@@ -430,9 +418,7 @@ def CLI() -> None:
 
 def customers_add(as_json: bool, **values) -> None:
     """Add a customer account."""
-    from engine.cli import _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     values = {k: v for k, v in values.items() if v is not None}
     with rt.db.write() as conn:
         customer = cust.add_customer(conn, values, rt.now())
@@ -441,9 +427,7 @@ def customers_add(as_json: bool, **values) -> None:
 
 def customers_set(customer: str, as_json: bool, **values) -> None:
     """Change a customer's account attributes (never its partner or model: see customer_association)."""
-    from engine.cli import _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     changes = {k: v for k, v in values.items() if v is not None}
     if not changes:
         raise ValidationError("", "nothing to change: give at least one option")
@@ -464,19 +448,17 @@ ATTRIBUTE_OPTS = [
     click.option("--internal/--external", default=None),
     click.option("--json", "as_json", is_flag=True),
 ]
-CLI.command("add")(_opts(_errors(customers_add), [click.option("--email", required=True), *ATTRIBUTE_OPTS]))
-CLI.command("set")(_opts(_errors(customers_set), [click.argument("customer"), *ATTRIBUTE_OPTS]))
+CLI.command("add")(_opts(handle_errors(customers_add), [click.option("--email", required=True), *ATTRIBUTE_OPTS]))
+CLI.command("set")(_opts(handle_errors(customers_set), [click.argument("customer"), *ATTRIBUTE_OPTS]))
 
 
 @CLI.command("show")
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
-@_errors
+@handle_errors
 def customers_show(customer: str, as_json: bool) -> None:
     """Show a customer by email or id."""
-    from engine.cli import _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         found = cust.get_customer(conn, customer)
     _print(found, as_json)
@@ -485,18 +467,16 @@ def customers_show(customer: str, as_json: bool) -> None:
 @CLI.command("list")
 @click.option("--partner", default=None, help="Only the customers of this partner code.")
 @click.option("--json", "as_json", is_flag=True)
-@_errors
+@handle_errors
 def customers_list(partner: str | None, as_json: bool) -> None:
     """List customers."""
-    from engine.cli import _echo_json, _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = [cust.get_customer(conn, r.id) for r in conn.execute(select(cust.C.c.id).order_by(cust.C.c.email))]
     if partner:
         rows = [r for r in rows if r["partner"] == partner]
     if as_json:
-        _echo_json([cust.public(r) for r in rows])
+        echo_json([cust.public(r) for r in rows])
         return
     for r in rows:
         click.echo(f"{r['email']:<36} {r['country']} {r['partner'] or '-':<10} {r['model'] or '-'}")
@@ -506,12 +486,10 @@ def customers_list(partner: str | None, as_json: bool) -> None:
 @click.argument("customer")
 @click.option("--name", required=True, help="Reserved instance name.")
 @click.option("--expires", required=True, help="Expiry instant, ISO 8601 with offset.")
-@_errors
+@handle_errors
 def customers_reserve(customer: str, name: str, expires: str) -> None:
     """Record a reserved instance of a customer (an unexpired one blocks association)."""
-    from engine.cli import _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     instant = datetime.fromisoformat(Field("expires", "datetime").clean(expires, "expires"))
     with rt.db.write() as conn:
         updated = cust.add_reserved_instance(conn, customer, name, instant, rt.now())
@@ -521,14 +499,12 @@ def customers_reserve(customer: str, name: str, expires: str) -> None:
 @CLI.command("purchase-check")
 @click.argument("customer")
 @click.argument("kind", type=click.Choice(["pay_per_use", "subscription", "reserved_instance"]))
-@_errors
+@handle_errors
 def customers_purchase_check(customer: str, kind: str) -> None:
     """May the customer buy a product of KIND now? (reseller budget restriction, FAQ 5.7.12)"""
-    from engine.cli import _runtime
-
     from .reseller_budget import purchase_allowed
 
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         reason = purchase_allowed(conn, customer, kind, now=rt.now())
     if reason:

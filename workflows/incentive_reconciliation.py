@@ -34,7 +34,7 @@ Rules enforced:
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
@@ -42,6 +42,7 @@ import click
 from sqlalchemy import select
 
 from engine.calendar import calendar_for
+from engine.cliutil import date_arg, echo_json, handle_errors, open_runtime
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.errors import ValidationError
 from engine.incentives import (
@@ -261,12 +262,6 @@ def CLI() -> None:
     """Incentive amounts, withholding tax rates and dedicated personnel."""
 
 
-def _rt():
-    from engine.cli import _runtime
-
-    return _runtime()
-
-
 @CLI.command("add")
 @click.option("--partner", required=True, help="Partner code")
 @click.option("--period", required=True, help="2026-02 (monthly) or 2026-Q1 (quarterly kinds)")
@@ -276,33 +271,23 @@ def _rt():
               type=click.Choice(["monthly", "reseller_customer", "funding_head", "competency"]))
 @click.option("--item", default="Incentive", show_default=True, help="What the amount is for")
 @click.option("--as", "login", default="system", show_default=True)
+@handle_errors
 def add_cmd(partner, period, amount, currency, kind, item, login) -> None:
     """Record an incentive amount a partner earned in a period."""
-    from engine.cli import _echo_json, handle_errors
-
-    @handle_errors
-    def run():
-        rt = _rt()
-        with rt.db.write() as conn:
-            _echo_json(add_incentive(conn, partner=partner, kind=kind, period=period, item=item, amount=amount,
-                                     currency=currency, by=login, now=rt.now()))
-
-    run()
+    rt = open_runtime()
+    with rt.db.write() as conn:
+        echo_json(add_incentive(conn, partner=partner, kind=kind, period=period, item=item, amount=amount,
+                                currency=currency, by=login, now=rt.now()))
 
 
 @CLI.command("list")
 @click.option("--partner", default=None)
 @click.option("--period", default=None)
+@handle_errors
 def list_cmd(partner, period) -> None:
     """List recorded incentives."""
-    from engine.cli import _echo_json, handle_errors
-
-    @handle_errors
-    def run():
-        with _rt().db.read() as conn:
-            _echo_json(list_incentives(conn, partner, period))
-
-    run()
+    with open_runtime().db.read() as conn:
+        echo_json(list_incentives(conn, partner, period))
 
 
 @CLI.command("withholding")
@@ -310,23 +295,18 @@ def list_cmd(partner, period) -> None:
 @click.argument("rate", required=False)
 @click.option("--note", default=None)
 @click.option("--as", "login", default="system", show_default=True)
+@handle_errors
 def withholding_cmd(country, rate, note, login) -> None:
     """Show the withholding tax rates, or set COUNTRY's RATE (a fraction: 0.10 is 10 %)."""
-    from engine.cli import _echo_json, handle_errors
-
-    @handle_errors
-    def run():
-        rt = _rt()
-        if country is None:
-            with rt.db.read() as conn:
-                _echo_json(list_withholding_rates(conn))
-            return
-        if rate is None:
-            raise ValidationError("rate", "is required when a country is given")
-        with rt.db.write() as conn:
-            _echo_json(set_withholding_rate(conn, country, rate, login, rt.now(), note))
-
-    run()
+    rt = open_runtime()
+    if country is None:
+        with rt.db.read() as conn:
+            echo_json(list_withholding_rates(conn))
+        return
+    if rate is None:
+        raise ValidationError("rate", "is required when a country is given")
+    with rt.db.write() as conn:
+        echo_json(set_withholding_rate(conn, country, rate, login, rt.now(), note))
 
 
 @CLI.command("person")
@@ -335,24 +315,12 @@ def withholding_cmd(country, rate, note, login) -> None:
 @click.option("--started", required=True, help="First day on the job, YYYY-MM-DD")
 @click.option("--ended", default=None, help="Last day on the job, YYYY-MM-DD")
 @click.option("--login", default=None)
+@handle_errors
 def person_cmd(partner, name, started, ended, login) -> None:
     """Record a partner's dedicated person (funding-head incentives)."""
-    from engine.cli import _echo_json, handle_errors
     from engine.incentives import add_person
 
-    @handle_errors
-    def run():
-        def day(value, field):
-            try:
-                return date.fromisoformat(value) if value else None
-            except ValueError:
-                raise ValidationError(field, f"{value!r} is not a date as YYYY-MM-DD") from None
-
-        rt = _rt()
-        with rt.db.write() as conn:
-            _echo_json(add_person(conn, partner=partner, name=name, started_on=day(started, "started"),
-                                  ended_on=day(ended, "ended"), now=rt.now(), login=login))
-
-    run()
-
-
+    rt = open_runtime()
+    with rt.db.write() as conn:
+        echo_json(add_person(conn, partner=partner, name=name, started_on=date_arg(started, "started"),
+                             ended_on=date_arg(ended, "ended"), now=rt.now(), login=login))

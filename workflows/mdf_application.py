@@ -73,6 +73,7 @@ from enum import StrEnum
 
 import click
 
+from engine.cliutil import echo_json, handle_errors, open_runtime
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.errors import ValidationError
 from engine.mdf import (
@@ -93,9 +94,6 @@ from engine.settings import setting
 from ._mdf import (
     CATEGORY,
     billing_cycle,
-    cli_errors,
-    cli_json,
-    cli_runtime,
     current_freeze,
     first_start,
     freeze_flags,
@@ -486,12 +484,12 @@ def CLI() -> None:
 @click.option("--partner", required=True, help="Partner code.")
 @click.option("--name", required=True, help="Solution name.")
 @click.option("--released", is_flag=True, help="Record it as released already.")
-@cli_errors
+@handle_errors
 def solutions_add(partner: str, name: str, released: bool) -> None:
     """Record a partner's solution."""
     from engine.mdf import add_solution
 
-    rt = cli_runtime()
+    rt = open_runtime()
     with rt.db.write() as conn:
         row = add_solution(conn, partner, name, rt.now(), released=released)
     click.echo(f"solution {row['name']!r} of {partner} recorded ({row['status']})")
@@ -500,7 +498,7 @@ def solutions_add(partner: str, name: str, released: bool) -> None:
 def _set_status(partner: str, name: str, status: str) -> None:
     from engine.mdf import set_solution_status
 
-    rt = cli_runtime()
+    rt = open_runtime()
     with rt.db.write() as conn:
         row = set_solution_status(conn, partner, name, status, rt.now())
     click.echo(f"solution {row['name']!r} of {partner} is {row['status']}")
@@ -509,7 +507,7 @@ def _set_status(partner: str, name: str, status: str) -> None:
 @CLI.command("release")
 @click.option("--partner", required=True)
 @click.option("--name", required=True)
-@cli_errors
+@handle_errors
 def solutions_release(partner: str, name: str) -> None:
     """Mark a solution released."""
     _set_status(partner, name, "released")
@@ -518,7 +516,7 @@ def solutions_release(partner: str, name: str) -> None:
 @CLI.command("withdraw")
 @click.option("--partner", required=True)
 @click.option("--name", required=True)
-@cli_errors
+@handle_errors
 def solutions_withdraw(partner: str, name: str) -> None:
     """Withdraw a released solution."""
     _set_status(partner, name, "withdrawn")
@@ -527,16 +525,16 @@ def solutions_withdraw(partner: str, name: str) -> None:
 @CLI.command("list")
 @click.option("--partner", default=None)
 @click.option("--json", "as_json", is_flag=True)
-@cli_errors
+@handle_errors
 def solutions_list(partner: str | None, as_json: bool) -> None:
     """List solutions."""
     from engine.mdf import _partner, solutions
 
-    rt = cli_runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = solutions(conn, _partner(conn, partner)["id"] if partner else None)
     if as_json:
-        cli_json([{k: r[k] for k in ("partner", "name", "status", "released_at")} for r in rows])
+        echo_json([{k: r[k] for k in ("partner", "name", "status", "released_at")} for r in rows])
         return
     for r in rows:
         click.echo(f"{r['partner']:<12} {r['status']:<10} {r['name']}")

@@ -61,6 +61,7 @@ from enum import StrEnum
 import click
 from sqlalchemy import select, update
 
+from engine.cliutil import echo_json, handle_errors, open_runtime
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.mdf import AD_TYPES, ACTIVITY_TYPES, APPLICATION, bar_partner, fmt
 from engine.models import Instance, Partner, Task
@@ -70,9 +71,6 @@ from engine.settings import setting
 
 from ._mdf import (
     CATEGORY,
-    cli_errors,
-    cli_json,
-    cli_runtime,
     current_freeze,
     freeze_flags,
     freeze_transitions,
@@ -481,12 +479,12 @@ def CLI() -> None:
 @click.option("--currency", default="CNY", show_default=True)
 @click.option("--due-date", default=None, help="YYYY-MM-DD (informational).")
 @click.option("--as", "login", default="system", show_default=True, help="Who records it.")
-@cli_errors
+@handle_errors
 def bills_add(partner, number, cycle, amount, currency, due_date, login) -> None:
     """Record a bill; freezes the partner's MDF cases of that cycle or later at once."""
     from engine.mdf import add_bill
 
-    rt = cli_runtime()
+    rt = open_runtime()
     rt.actor(login)
     with rt.db.write() as conn:
         bill = add_bill(conn, rt, partner, number, cycle, amount, rt.now(), login, currency, due_date)
@@ -500,12 +498,12 @@ def bills_add(partner, number, cycle, amount, currency, due_date, login) -> None
 @click.option("--amount", default=None, help="Amount paid (default: all that is owed).")
 @click.option("--reference", default=None)
 @click.option("--as", "login", default="system", show_default=True)
-@cli_errors
+@handle_errors
 def bills_pay(number, amount, reference, login) -> None:
     """Record a payment; MDF cases unfreeze at once when no unpaid bill of their cycle or earlier remains."""
     from engine.mdf import bills, pay_bill
 
-    rt = cli_runtime()
+    rt = open_runtime()
     rt.actor(login)
     with rt.db.write() as conn:
         if amount is None:
@@ -520,16 +518,16 @@ def bills_pay(number, amount, reference, login) -> None:
 @click.option("--partner", default=None)
 @click.option("--unpaid", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-@cli_errors
+@handle_errors
 def bills_list(partner, unpaid, as_json) -> None:
     """List bills with what is still owed."""
     from engine.mdf import bills
 
-    rt = cli_runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = bills(conn, partner, unpaid)
     if as_json:
-        cli_json(rows)
+        echo_json(rows)
         return
     for b in rows:
         click.echo(f"{b['partner']:<10} {b['number']:<16} {b['cycle']} {b['currency']} {b['amount']:>12} "

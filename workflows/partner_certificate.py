@@ -22,9 +22,9 @@ import click
 from sqlalchemy import select
 
 from engine.calendar import calendar_for
+from engine.cliutil import date_arg, echo_json, handle_errors, open_runtime
 from engine.definition import Ctx, Notify, Transition, Workflow
 from engine.directory import PROGRAMS, TIERS
-from engine.errors import ValidationError
 from engine.models import Instance
 from engine.roles import ADMIN, ECOSYSTEM_MANAGER, SYSTEM
 from engine.schedules import CalendarSchedule, yearly
@@ -125,10 +125,8 @@ def CLI() -> None:
 @CLI.command("list")
 def programs_list() -> None:
     """List program windows."""
-    from engine.cli import _echo_json, _runtime
-
-    with _runtime().db.read() as conn:
-        _echo_json(list_windows(conn))
+    with open_runtime().db.read() as conn:
+        echo_json(list_windows(conn))
 
 
 @CLI.command("set")
@@ -137,19 +135,8 @@ def programs_list() -> None:
 @click.option("--opens", default=None, help="First day applications are accepted, YYYY-MM-DD")
 @click.option("--closes", default=None, help="Last day applications are accepted, YYYY-MM-DD")
 @click.option("--note", default=None)
+@handle_errors
 def programs_set(code, title, opens, closes, note) -> None:
     """Create or change a program window."""
-    from engine.cli import _echo_json, _runtime, handle_errors
-
-    @handle_errors
-    def run():
-        def day(value, field):
-            try:
-                return date.fromisoformat(value) if value else None
-            except ValueError:
-                raise ValidationError(field, f"{value!r} is not a date as YYYY-MM-DD") from None
-
-        with _runtime().db.write() as conn:
-            _echo_json(set_window(conn, code, title, day(opens, "opens"), day(closes, "closes"), note))
-
-    run()
+    with open_runtime().db.write() as conn:
+        echo_json(set_window(conn, code, title, date_arg(opens, "opens"), date_arg(closes, "closes"), note))

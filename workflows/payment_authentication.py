@@ -44,7 +44,6 @@ Rules enforced:
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -54,8 +53,9 @@ from sqlalchemy import select
 
 from engine import accounts
 from engine.calendar import calendar_for
+from engine.cliutil import handle_errors, json_arg, open_runtime
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
-from engine.errors import PartnerflowError, ValidationError
+from engine.errors import ValidationError
 from engine.models import Instance, Partner
 from engine.roles import ADMIN, FINANCE, PARTNER_ADMIN, PROCUREMENT, SYSTEM
 from engine.schema import Field, Schema
@@ -400,20 +400,6 @@ def seed_demo(runtime, people) -> None:
     runtime.drain()
 
 
-def _errors(fn):
-    from functools import wraps
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PartnerflowError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
 @click.group("authentication")
 def CLI() -> None:
     """Business- and payment-information authentication (FAQ 2.1)."""
@@ -423,13 +409,11 @@ def CLI() -> None:
 @click.option("--business", "business_text", required=True, help="Business information as JSON (or @file.json).")
 @click.option("--payment", "payment_text", required=True, help="Payment information as JSON (or @file.json).")
 @click.option("--as", "login", envvar="PARTNERFLOW_USER", required=True)
-@_errors
+@handle_errors
 def cli_apply(business_text: str, payment_text: str, login: str) -> None:
     """Apply for both certifications together (both cases or neither)."""
-    from engine.cli import _json_arg, _runtime
-
-    rt = _runtime()
-    b, p = apply_together(rt, rt.actor(login), _json_arg(business_text, "business"), _json_arg(payment_text, "payment"))
+    rt = open_runtime()
+    b, p = apply_together(rt, rt.actor(login), json_arg(business_text, "business"), json_arg(payment_text, "payment"))
     rt.drain()
     for case in (rt.get(b["id"]), rt.get(p["id"])):
         click.echo(f"case {case['id']} {case['workflow']}: {case['state']}")
@@ -438,12 +422,10 @@ def cli_apply(business_text: str, payment_text: str, login: str) -> None:
 @CLI.command("status")
 @click.argument("partner")
 @click.option("--json", "as_json", is_flag=True)
-@_errors
+@handle_errors
 def cli_status(partner: str, as_json: bool) -> None:
     """May the partner be paid? The reason when not, and the approved VAT rate."""
-    from engine.cli import _runtime
-
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         row = conn.execute(select(P.c.id).where(P.c.code == partner)).first()
         if row is None:

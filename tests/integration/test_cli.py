@@ -98,3 +98,29 @@ def test_vouchers_visible_only_once_issued(cli):
     cli("fire", cid, "issue", "--as", "oscar", "--data", '{"codes": ["AB-1"]}')
     assert json.loads(cli("vouchers", "acme-dev1", "--json").stdout) == [
         {"case": int(cid), "exam": "Architect", "code": "AB-1"}]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("accounts", "show", "ghost"), "error: login ID not found: 'ghost'"),
+    (("members", "list", "--partner", "NOPE"), "error: partner: no partner with code 'NOPE'"),
+    (("customers", "show", "ghost@example.com"), None),
+    (("mdf", "budget", "NOPE"), None),
+    (("solutions", "add", "--partner", "NOPE", "--name", "X"), None),
+    (("bills", "add", "--partner", "NOPE", "--number", "B1", "--cycle", "2026-02", "--amount", "1.00"), None),
+    (("authentication", "apply", "--business", "{x", "--payment", "{}", "--as", "acme-admin"),
+     "error: business: is not valid JSON: Expecting property name enclosed in double quotes at character 1"),
+    (("authentication", "status", "NOPE"), "error: partner: no partner with code 'NOPE'"),
+    (("incentives", "person", "--partner", "ACME", "--name", "Li", "--started", "2026-02-30"),
+     "error: started: '2026-02-30' is not a date as YYYY-MM-DD"),
+    (("incentives", "withholding", "CN"), "error: rate: is required when a country is given"),
+    (("programs", "set", "competency", "--title", "Competency", "--closes", "31.12.2024"),
+     "error: closes: '31.12.2024' is not a date as YYYY-MM-DD"),
+])
+def test_every_command_group_reports_a_refusal_as_one_line_and_exit_1(cli, args, message):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    if message is not None:
+        assert lines[0] == message
