@@ -42,7 +42,8 @@ from .errors import (
     StaleVersion,
     ValidationError,
 )
-from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User
+from .fastsql import Fast
+from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User, UTCDateTime
 from .recipients import resolve
 from .registry import Registry, default_registry
 from .roles import ADMIN, OPERATOR_ROLES
@@ -60,29 +61,43 @@ SC = Schedule.__table__
 
 MAX_TIMER_ATTEMPTS = 5
 
-# Hot-path statements, built once: SQLAlchemy reuses their compiled form, so a
-# transition pays for the database round trips and not for building SQL.
-_LOAD = select(I).where(I.c.id == bindparam("iid"))
-_LOAD_LOCKED = _LOAD.with_for_update()
-_UPDATE_INSTANCE = update(I).where(I.c.id == bindparam("_iid"), I.c.version == bindparam("_old_version"))
-_INSERT_HISTORY = insert(H)
-_INSERT_TIMERS = insert(TM)
-_PARTNER = select(P).where(P.c.id == bindparam("pid"))
-_CANCEL_TIMERS = (update(TM).where(TM.c.instance_id == bindparam("iid"), TM.c.status.in_(("pending", "claimed")))
-                  .values(status="cancelled", lease_until=None))
-_CANCEL_OTHER_TIMERS = (update(TM).where(TM.c.instance_id == bindparam("iid"),
-                                         TM.c.status.in_(("pending", "claimed")), TM.c.id != bindparam("tid"))
-                        .values(status="cancelled", lease_until=None))
-_CLOSE_TASKS = (update(TK).where(TK.c.instance_id == bindparam("iid"), TK.c.status == "open")
-                .values(status="done", closed_at=bindparam("now"), closed_by=bindparam("by")))
-_VIEW_HISTORY = select(H).where(H.c.instance_id == bindparam("iid")).order_by(H.c.version)
-_VIEW_TIMERS = (select(TM).where(TM.c.instance_id == bindparam("iid"), TM.c.status.in_(("pending", "claimed")))
-                .order_by(TM.c.due_at))
-_VIEW_TASKS = select(TK).where(TK.c.instance_id == bindparam("iid"), TK.c.status == "open").order_by(TK.c.id)
-_TIMER_MINE = select(TM.c.status, TM.c.claimed_by).where(TM.c.id == bindparam("tid"))
-_TIMER_FIRED = (update(TM).where(TM.c.id == bindparam("tid"), TM.c.status == "claimed",
-                                 TM.c.claimed_by == bindparam("worker"))
-                .values(status="fired", fired_at=bindparam("now"), lease_until=None))
+# Hot-path statements, written once and run on the transaction's own DBAPI
+# connection (see engine/fastsql.py): a transition pays for the database's
+# work, not for building and dispatching SQL.
+_UTC = UTCDateTime()
+_I_COLS = ", ".join(c.name for c in I.c)
+_TM_VIEW = (TM.c.id, TM.c.name, TM.c.event, TM.c.state, TM.c.due_at, TM.c.status)
+_TK_VIEW = (TK.c.id, TK.c.name, TK.c.role, TK.c.title, TK.c.status, TK.c.assignee, TK.c.due_at, TK.c.flags,
+            TK.c.created_at)
+_LOAD = Fast(f"SELECT {_I_COLS} FROM instances WHERE id = :iid", result=I.c)
+_LOAD_LOCKED = Fast(f"SELECT {_I_COLS} FROM instances WHERE id = :iid FOR UPDATE", result=I.c)
+_PARTNER = Fast(f"SELECT {', '.join(c.name for c in P.c)} FROM partners WHERE id = :pid", result=P.c)
+_UPDATE_INSTANCE = Fast(
+    "UPDATE instances SET state = :state, version = :version, data = :data, updated_at = :updated_at, "
+    "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
+    "WHERE id = :_iid AND version = :_old_version", table=I)
+_INSERT_HISTORY = Fast(
+    "INSERT INTO history (instance_id, version, at, actor, event, from_state, to_state, comment, payload, timer_id) "
+    "VALUES (:instance_id, :version, :at, :actor, :event, :from_state, :to_state, :comment, :payload, :timer_id)",
+    table=H)
+_INSERT_TIMERS = Fast(
+    "INSERT INTO timers (instance_id, name, event, state, armed_version, due_at, status, attempts, created_at) "
+    "VALUES (:instance_id, :name, :event, :state, :armed_version, :due_at, 'pending', 0, :created_at)", table=TM)
+_CANCEL_TIMERS = Fast("UPDATE timers SET status = 'cancelled', lease_until = NULL "
+                      "WHERE instance_id = :iid AND status IN ('pending', 'claimed')")
+_CANCEL_OTHER_TIMERS = Fast("UPDATE timers SET status = 'cancelled', lease_until = NULL "
+                            "WHERE instance_id = :iid AND status IN ('pending', 'claimed') AND id <> :tid")
+_CLOSE_TASKS = Fast("UPDATE tasks SET status = 'done', closed_at = :now, closed_by = :by "
+                    "WHERE instance_id = :iid AND status = 'open'", binds={"now": _UTC})
+_VIEW_HISTORY = Fast(f"SELECT {', '.join(c.name for c in H.c)} FROM history WHERE instance_id = :iid "
+                     "ORDER BY version", result=H.c)
+_VIEW_TIMERS = Fast(f"SELECT {', '.join(c.name for c in _TM_VIEW)} FROM timers "
+                    "WHERE instance_id = :iid AND status IN ('pending', 'claimed') ORDER BY due_at", result=_TM_VIEW)
+_VIEW_TASKS = Fast(f"SELECT {', '.join(c.name for c in _TK_VIEW)} FROM tasks "
+                   "WHERE instance_id = :iid AND status = 'open' ORDER BY id", result=_TK_VIEW)
+_TIMER_MINE = Fast("SELECT status, claimed_by FROM timers WHERE id = :tid", result=(TM.c.status, TM.c.claimed_by))
+_TIMER_FIRED = Fast("UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
+                    "WHERE id = :tid AND status = 'claimed' AND claimed_by = :worker", binds={"now": _UTC})
 
 
 def clock_from_env(db: Database) -> Clock:
@@ -234,22 +249,20 @@ class Runtime:
         new_data = {**data, **updates} if updates else data
         version = row.version + 1
         changed = not chosen.internal
-        values = {"state": dest, "version": version, "data": new_data, "updated_at": now,
-                  "is_final": wf.is_final(dest)}
-        if changed:
-            values["state_entered_at"] = now
-        if wf.business_key:
-            values["business_key"] = wf.business_key(new_data)
-        res = conn.execute(_UPDATE_INSTANCE, {"_iid": instance_id, "_old_version": row.version, **values})
-        if res.rowcount != 1:
+        count = _UPDATE_INSTANCE.execute(conn, {
+            "_iid": instance_id, "_old_version": row.version, "state": dest, "version": version, "data": new_data,
+            "updated_at": now, "is_final": wf.is_final(dest),
+            "state_entered_at": now if changed else row.state_entered_at,
+            "business_key": wf.business_key(new_data) if wf.business_key else row.business_key})
+        if count != 1:
             current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
             raise StaleVersion(instance_id, row.version, current)
-        conn.execute(_INSERT_HISTORY, {"instance_id": instance_id, "version": version, "at": now, "actor": actor.login,
+        _INSERT_HISTORY.execute(conn, {"instance_id": instance_id, "version": version, "at": now, "actor": actor.login,
                                        "event": event, "from_state": row.state, "to_state": dest, "comment": comment,
                                        "payload": cleaned, "timer_id": timer_id})
         ctx.data, ctx.state = new_data, dest
         if changed:
-            self._leave(conn, instance_id, row.state, now, actor, timer_id)
+            self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
             self._enter(conn, wf, ctx, dest, version)
         for task in wf.tasks_for_event(event):
             self._open_task(conn, wf, ctx, task)
@@ -270,7 +283,7 @@ class Runtime:
             instance_id = int(instance_id)
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
-        row = conn.execute(_LOAD_LOCKED if self.db.is_postgres else _LOAD, {"iid": instance_id}).first()
+        row = (_LOAD_LOCKED if self.db.is_postgres else _LOAD).first(conn, {"iid": instance_id})
         if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
         return row
@@ -300,8 +313,8 @@ class Runtime:
     def _partner(self, conn: Connection, partner_id: int | None) -> dict | None:
         if partner_id is None:
             return None
-        row = conn.execute(_PARTNER, {"pid": partner_id}).first()
-        return dict(row._mapping) if row is not None else None
+        row = _PARTNER.first(conn, {"pid": partner_id})
+        return row._asdict() if row is not None else None
 
     def _start_partner(self, conn: Connection, wf: Workflow, raw: dict, actor: Actor) -> dict | None:
         code = raw.pop("partner", None)
@@ -341,20 +354,22 @@ class Runtime:
             raise Forbidden(f"four-eyes rule: {actor.login} is a delegate of {', '.join(sorted(shared))}, who "
                             f"submitted or edited case {row.id}, and cannot {event} it")
 
-    def _leave(self, conn: Connection, iid: int, state: str, now: datetime, actor: Actor, timer_id: int | None):
+    def _leave(self, conn: Connection, wf: Workflow, iid: int, state: str, now: datetime, actor: Actor,
+               timer_id: int | None):
         if timer_id is None:
-            conn.execute(_CANCEL_TIMERS, {"iid": iid})
+            _CANCEL_TIMERS.execute(conn, {"iid": iid})
         else:
-            conn.execute(_CANCEL_OTHER_TIMERS, {"iid": iid, "tid": timer_id})
-        conn.execute(_CLOSE_TASKS, {"iid": iid, "now": now, "by": actor.login})
+            _CANCEL_OTHER_TIMERS.execute(conn, {"iid": iid, "tid": timer_id})
+        if wf.tasks:  # only a lifecycle that declares inbox tasks has any to close
+            _CLOSE_TASKS.execute(conn, {"iid": iid, "now": now, "by": actor.login})
 
     def _enter(self, conn: Connection, wf: Workflow, ctx: Ctx, state: str, version: int) -> None:
         timers = [tm for tm in wf.timers_for(state) if tm.when is None or tm.when(ctx)]
         if timers:
-            conn.execute(_INSERT_TIMERS, [
+            _INSERT_TIMERS.executemany(conn, [
                 {"instance_id": ctx.instance_id, "name": tm.key, "event": tm.event, "state": state,
                  "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
-                 "status": "pending", "attempts": 0, "created_at": ctx.now}
+                 "created_at": ctx.now}
                 for tm in timers
             ])
         for task in wf.tasks_for_state(state):
@@ -439,7 +454,7 @@ class Runtime:
             instance_id = int(instance_id)
         except (TypeError, ValueError):
             raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
-        row = conn.execute(_LOAD, {"iid": instance_id}).first()
+        row = _LOAD.first(conn, {"iid": instance_id})
         if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
         wf = self.registry.get(row.workflow)
@@ -449,10 +464,10 @@ class Runtime:
             {"version": h.version, "at": h.at.isoformat(), "actor": h.actor, "event": h.event,
              "from": h.from_state, "to": h.to_state, "comment": h.comment, "payload": h.payload or {},
              "timer_id": h.timer_id}
-            for h in conn.execute(_VIEW_HISTORY, {"iid": instance_id})
+            for h in _VIEW_HISTORY.all(conn, {"iid": instance_id})
         ]
         timers = []
-        for t in conn.execute(_VIEW_TIMERS, {"iid": instance_id}):
+        for t in _VIEW_TIMERS.all(conn, {"iid": instance_id}):
             tr = next(iter(wf.candidates(t.state, t.event)), None)
             outcome = f"-> {tr.dest}" if tr is not None and tr.dest else "(stays)"
             timers.append({"id": t.id, "name": t.name, "event": t.event, "due_at": t.due_at.isoformat(),
@@ -463,7 +478,7 @@ class Runtime:
              "due_at": t.due_at.isoformat() if t.due_at else None,
              "due_local": cal.format(t.due_at) if t.due_at else None, "flags": t.flags or [],
              "created_at": t.created_at.isoformat()}
-            for t in conn.execute(_VIEW_TASKS, {"iid": instance_id})
+            for t in _VIEW_TASKS.all(conn, {"iid": instance_id})
         ]
         return {
             "id": row.id, "workflow": wf.name, "title": wf.title, "state": row.state, "version": row.version,
@@ -632,7 +647,7 @@ class Runtime:
                 if tm.when is None or tm.when(ctx):
                     arm.append({"instance_id": inst.id, "name": tm.key, "event": tm.event, "state": dest,
                                 "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
-                                "status": "pending", "attempts": 0, "created_at": now})
+                                "created_at": now})
         return {
             "timer": t, "changed": changed, "arm": arm,
             "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version,
@@ -645,10 +660,10 @@ class Runtime:
         }
 
     def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
-        res = conn.execute(_UPDATE_INSTANCE, [p["update"] for p in plans])
-        if conn.dialect.supports_sane_multi_rowcount and res.rowcount != len(plans):
+        count = _UPDATE_INSTANCE.executemany(conn, [p["update"] for p in plans])
+        if conn.dialect.supports_sane_multi_rowcount and count != len(plans):
             raise Conflict("a case changed while its timer fired")
-        conn.execute(_INSERT_HISTORY, [p["history"] for p in plans])
+        _INSERT_HISTORY.executemany(conn, [p["history"] for p in plans])
         left = [p["timer"].instance_id for p in plans if p["changed"]]
         fired = [p["timer"].id for p in plans]
         if left:
@@ -658,7 +673,7 @@ class Runtime:
                          .values(status="done", closed_at=now, closed_by=SYSTEM_ACTOR.login))
         arm = [row for p in plans for row in p["arm"]]
         if arm:
-            conn.execute(_INSERT_TIMERS, arm)
+            _INSERT_TIMERS.executemany(conn, arm)
         done = conn.execute(update(TM).where(TM.c.id.in_(fired), TM.c.status == "claimed",
                                              TM.c.claimed_by == self.worker_id)
                             .values(status="fired", fired_at=now, lease_until=None))
@@ -667,7 +682,7 @@ class Runtime:
 
     def _fire_timer(self, conn: Connection, t, now: datetime) -> str:
         inst = self._load(conn, t.instance_id, None)
-        mine = conn.execute(_TIMER_MINE, {"tid": t.id}).first()
+        mine = _TIMER_MINE.first(conn, {"tid": t.id})
         if mine is None or mine.status != "claimed" or mine.claimed_by != self.worker_id:
             return "lost"  # cancelled by a transition or reclaimed after our lease ended
         wf = self.registry.get(inst.workflow)
@@ -675,8 +690,7 @@ class Runtime:
             conn.execute(update(TM).where(TM.c.id == t.id).values(status="obsolete", lease_until=None))
             return "obsolete"
         self.fire_in(conn, t.instance_id, t.event, SYSTEM_ACTOR, {}, None, None, now, timer_id=t.id, row=inst)
-        done = conn.execute(_TIMER_FIRED, {"tid": t.id, "worker": self.worker_id, "now": now})
-        if done.rowcount != 1:
+        if _TIMER_FIRED.execute(conn, {"tid": t.id, "worker": self.worker_id, "now": now}) != 1:
             raise Conflict(f"timer {t.id} was taken by another worker")
         return "fired"
 

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from benchmarks.common import T0, seed_waiting
 from engine import runtime as rt_module
 from engine.clock import ManualClock
+from engine.fastsql import Fast
 from engine.runtime import Runtime
 
 N = 3000
@@ -40,6 +41,8 @@ def plan(db, stmt, params: dict | None = None) -> str:
             conn.exec_driver_sql("SET enable_seqscan = off")  # small tables: ask which index the plan can use
         if isinstance(stmt, str):
             sql, args = stmt, params or {}
+        elif isinstance(stmt, Fast):
+            sql, args = stmt.render(conn.dialect, params or {})
         else:
             compiled = stmt.compile(dialect=conn.dialect)
             state = compiled.construct_expanded_state(params or {})

@@ -1,0 +1,149 @@
+"""Hot-path statements run straight on the transaction's DBAPI connection.
+
+A transition costs a handful of small statements (load the case, update it,
+append history, cancel and arm timers, close tasks). Through SQLAlchemy's
+`Connection.execute` each of them pays for an execution context, result
+metadata and event dispatch, which costs many times the database's own work
+on SQLite. A `Fast` statement is plain SQL written once with ``:name``
+parameters, translated per dialect (``%(name)s`` for psycopg), whose
+parameters and result columns go through the very bind and result
+processors SQLAlchemy would use for the table's column types (aware UTC
+datetimes, JSON), so the rows it writes and reads are the same. It runs in
+the caller's SQLAlchemy transaction, on the same DBAPI connection, so
+commit, rollback and savepoints stay SQLAlchemy's. Engine
+``before_cursor_execute``/``after_cursor_execute`` listeners are called as for
+any statement, and driver errors are raised as SQLAlchemy's `DBAPIError`
+subclasses (a lost connection invalidates it, as SQLAlchemy does).
+
+Everything not on the hot path keeps using SQLAlchemy Core.
+"""
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import Column, Connection, Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import TypeEngine
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class _Prepared:
+    __slots__ = ("sql", "binds", "results", "row")
+
+    def __init__(self, sql, binds, results, row):
+        self.sql, self.binds, self.results, self.row = sql, binds, results, row
+
+
+class Fast:
+    """One hot-path statement.
+
+    `sql` uses ``:name`` parameters. A parameter named like a column of
+    `table` gets that column's type; `binds` names the types of the others
+    that need conversion (datetimes, JSON). `result` lists the columns a
+    SELECT returns, in order; rows come back as named tuples with those names.
+    """
+
+    def __init__(self, sql: str, *, table: Table | None = None, binds: Mapping[str, TypeEngine] | None = None,
+                 result: Sequence[Column] | None = None):
+        self.sql = " ".join(sql.split())
+        names = set(_PARAM.findall(self.sql))
+        types: dict[str, TypeEngine] = {c.name: c.type for c in table.c} if table is not None else {}
+        types.update(binds or {})
+        self.types = {n: types[n] for n in names if n in types}
+        self.result = list(result) if result is not None else None
+        self._prepared: dict[str, _Prepared] = {}
+
+    def _prepare(self, dialect) -> _Prepared:
+        prepared = self._prepared.get(dialect.name)
+        if prepared is not None:
+            return prepared
+        if dialect.name == "sqlite":
+            sql = self.sql  # sqlite3 takes :name parameters natively
+        elif dialect.paramstyle == "pyformat":
+            sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", self.sql.replace("%", "%%"))
+        else:  # pragma: no cover - the two stores partnerflow supports are above
+            raise NotImplementedError(f"fast statements do not support the {dialect.name} driver")
+        binds = tuple((n, p) for n, t in self.types.items()
+                      if (p := t.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        results = row = None
+        if self.result is not None:
+            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.result)
+            row = namedtuple("Row", [c.name for c in self.result])
+        prepared = self._prepared[dialect.name] = _Prepared(sql, binds, results, row)
+        return prepared
+
+    def render(self, dialect, params: Mapping) -> tuple[str, dict]:
+        """The SQL text and converted parameters this statement sends to `dialect`'s driver (for EXPLAIN)."""
+        prepared = self._prepare(dialect)
+        return prepared.sql, self._convert(prepared, params)
+
+    @staticmethod
+    def _convert(prepared: _Prepared, params: Mapping) -> dict:
+        params = dict(params)
+        for name, process in prepared.binds:
+            if name in params:
+                params[name] = process(params[name])
+        return params
+
+    def _run(self, conn: Connection, params, many: bool):
+        dialect = conn.dialect
+        prepared = self._prepare(dialect)
+        if many:
+            converted = [self._convert(prepared, p) for p in params]
+        else:
+            converted = self._convert(prepared, params)
+        raw = conn.connection.driver_connection
+        cursor = raw.cursor()
+        dispatch = conn.dispatch
+        sql = prepared.sql
+        try:
+            if dispatch.before_cursor_execute:
+                for fn in dispatch.before_cursor_execute:
+                    fn(conn, cursor, sql, converted, None, many)
+            if many:
+                cursor.executemany(sql, converted)
+            else:
+                cursor.execute(sql, converted)
+            if dispatch.after_cursor_execute:
+                for fn in dispatch.after_cursor_execute:
+                    fn(conn, cursor, sql, converted, None, many)
+        except dialect.loaded_dbapi.Error as exc:
+            invalidated = dialect.is_disconnect(exc, raw, cursor)
+            if invalidated and not conn.invalidated:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(sql, converted, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=invalidated, dialect=dialect) from exc
+        return prepared, cursor
+
+    def execute(self, conn: Connection, params: Mapping) -> int:
+        """Run a statement that returns no rows; returns the row count."""
+        _, cursor = self._run(conn, params, False)
+        count = cursor.rowcount
+        cursor.close()
+        return count
+
+    def executemany(self, conn: Connection, params: Iterable[Mapping]) -> int:
+        """Run the statement once per parameter set; returns the total row count where the driver tells it."""
+        params = list(params)
+        if not params:
+            return 0
+        _, cursor = self._run(conn, params, True)
+        count = cursor.rowcount
+        cursor.close()
+        return count
+
+    def all(self, conn: Connection, params: Mapping) -> list:
+        """Run a SELECT; returns its rows as named tuples of converted values."""
+        prepared, cursor = self._run(conn, params, False)
+        raw_rows = cursor.fetchall()
+        cursor.close()
+        processors, make = prepared.results, prepared.row
+        return [make(*[p(v) if p is not None else v for p, v in zip(processors, r)]) for r in raw_rows]
+
+    def first(self, conn: Connection, params: Mapping):
+        """The first row of a SELECT, or None."""
+        rows = self.all(conn, params)
+        return rows[0] if rows else None
