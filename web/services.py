@@ -260,13 +260,14 @@ def _inbox_statement(dialect: str, conds: tuple[str, ...], dated: bool, hint: st
     return stmt
 
 
-def inbox(rt, actor: Actor, q: InboxQuery) -> dict:
+def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
     """A page of open tasks for the actor's roles: items, the cursor of the next page, and the filters used.
 
     Each query is an index range in (due_at, id) order that stops after a page plus one row; whether there
-    is a next page is known from that extra row, never from a count.
+    is a next page is known from that extra row, never from a count. `now` (default: the runtime's clock)
+    lets a page that also shows the time read the clock once.
     """
-    now = rt.now()
+    now = now or rt.now()
     cal = calendar_for(None, _zone(actor))
     dialect = rt.db.dialect
     with rt.db.read() as conn:

@@ -162,3 +162,24 @@ def test_bulk_reassign_selected_tasks(browser, rt, users):
     assert f"Task {ids[0]} not reassigned: assignee: fiona does not hold role mdf_owner" in resp.get_data(as_text=True)
     assert "choose at least one task" in root.post("/inbox/reassign", {"assignee": "mona"},
                                                    follow_redirects=True).get_data(as_text=True)
+
+
+def test_row_text_is_escaped_and_buttons_follow_the_assignee(browser, rt, users):
+    case = start_probe(rt, users)
+    with rt.db.write() as conn:
+        tid = conn.execute(insert(TK).values(
+            instance_id=case["id"], workflow="web_probe", partner_id=None, state="needs_<b>fix</b>", name="x", role="mdf_owner",
+            title='<script>alert("t")</script>', status="open", due_at=rt.now() - timedelta(hours=1), amount="5.00",
+            currency="<u>", flags=["<i>big</i>"], created_at=rt.now()).returning(TK.c.id)).scalar_one()
+    html = browser("mona").text("/inbox")
+    row = html.split("<tbody>")[1].split("</tbody>")[0]
+    for raw in ("<script>", "<b>", "<u>", "<i>"):
+        assert raw not in row, raw
+    assert "&lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;" in row
+    assert "needs &lt;b&gt;fix&lt;/b&gt;" in row and "5.00 &lt;u&gt;" in row and "&lt;i&gt;big&lt;/i&gt;" in row
+    assert '<tr class="overdue">' in row and f'aria-label="Claim task {tid}"' in row
+    assert browser("mona").post(f"/inbox/tasks/{tid}/claim").status_code == 303
+    assert f'aria-label="Release task {tid}"' in browser("mona").text("/inbox")  # mine
+    assert f'aria-label="Release task {tid}"' in browser("root").text("/inbox")  # an admin may release it
+    other = browser("root").text("/inbox?assigned=unassigned")
+    assert f'value="{tid}"' not in other
