@@ -59,6 +59,28 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class DecimalText(TypeDecorator):
+    """A money `Decimal` stored as its exact text, to the cent, on every database (no float round trip on SQLite).
+
+    `length` is the column's VARCHAR length (customer amounts use 40, MDF amounts 24, as migrated).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int = 40):
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return str(Decimal(str(value)).quantize(Decimal("0.01")))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
+
 # BIGINT ids on PostgreSQL, INTEGER (rowid alias) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 

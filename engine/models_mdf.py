@@ -13,24 +13,13 @@ from decimal import Decimal
 
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-from .models import Base, Id
+from .models import Base, DecimalText, Id
 
 
-class MoneyText(TypeDecorator):
-    """A money `Decimal` stored as its exact text (two decimals) on every database: no float round trip."""
-
-    impl = String(24)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        return str(Decimal(str(value)).quantize(Decimal("0.01")))
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else Decimal(value)
+def MoneyText() -> DecimalText:  # noqa: N802 - the name migration 0301 refers to (engine.models_mdf.MoneyText)
+    """MDF amounts: `DecimalText` in a VARCHAR(24), as migrated."""
+    return DecimalText(24)
 
 
 class MdfSolution(Base):
