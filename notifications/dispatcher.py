@@ -43,15 +43,18 @@ import asyncio
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
+from functools import lru_cache
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 from sqlalchemy import bindparam, insert, select, update
 
 from engine.errors import ValidationError
@@ -60,7 +63,7 @@ from engine.settings import setting
 
 from .models import OutboxAttempt
 from .outbox import log_attempt
-from .render import RenderError, check_address, default_sender, serialize_email
+from .render import RenderError, TemplateCache, check_address, default_sender, envelope_address, serialize_email
 
 log = logging.getLogger("partnerflow.mail")
 
@@ -68,11 +71,18 @@ OB = Outbox.__table__
 U = User.__table__
 
 
-# Built once (one per sent message): SQLAlchemy reuses their compiled form.
+# Built once and run with many parameter sets (executemany) by `Dispatcher._flush`.
 _FINISH = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
                             OB.c.status == "sending")
            .values(status=bindparam("new_status"), claimed_by=None, lease_until=None, last_error=None,
                    sent_at=bindparam("sent")))
+_REQUEUE = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
+                             OB.c.status == "sending")
+            .values(status="queued", claimed_by=None, lease_until=None, last_error=bindparam("error"),
+                    next_attempt_at=bindparam("next")))
+_PARK = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
+                          OB.c.status == "sending")
+         .values(status="failed", claimed_by=None, lease_until=None, last_error=bindparam("error")))
 _LOG = insert(OutboxAttempt.__table__)
 
 
@@ -241,6 +251,10 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._announcements = None
         self._digest_users: dict[str, set[str]] = {}
+        self._templates = TemplateCache()
+        self._updates: dict = {}  # statement -> parameter sets of outcomes not yet written
+        self._logs: list[dict] = []  # their delivery-log entries
+        self._first_kept = 0.0
 
     # ------------------------------------------------------------ public
     def dispatch(self, max_batches: int = 50) -> DispatchResult:
@@ -263,33 +277,19 @@ class Dispatcher:
         if not rows:
             return result
         claimed_at = time.monotonic()
-        ready = []
         self._digest_users = self._load_digest_users(rows)
-        for row in rows:
-            outcome = self._prepare(row, now)
-            if outcome == "digest":
-                self._finish(row.id, now, "digested", detail="held for the daily digest of open tasks")
-                result.digested += 1
-            elif isinstance(outcome, RenderError):
-                self._park(row, now, None, f"cannot render: {outcome.message}")
-                result.failed += 1
-                result.errors.append((row.id, outcome.message))
+        self._templates = TemplateCache()  # each template looked up once per batch
+        try:
+            if self.settings.capture:
+                for row in rows:
+                    if self._prepare_or_record(row, now, result) is not None:
+                        self._finish(row.id, now, "captured", detail="no SMTP host configured: kept for the "
+                                     "mail preview")
+                        result.captured += 1
             else:
-                ready.append((row, outcome))
-        if not ready:
-            return result
-        if self.settings.capture:
-            with self.db.write() as conn:
-                for row, _ in ready:
-                    conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
-                                                  OB.c.status == "sending")
-                                 .values(status="captured", sent_at=now, claimed_by=None, lease_until=None,
-                                         last_error=None))
-                    log_attempt(conn, row.id, now, "captured", detail="no SMTP host configured: kept for the "
-                                "mail preview", worker=self.worker_id)
-            result.captured += len(ready)
-            return result
-        await self._deliver(ready, now, claimed_at, result)
+                await self._deliver(deque(rows), now, claimed_at, result)
+        finally:
+            self._flush()
         return result
 
     # ------------------------------------------------------------ claim
@@ -335,9 +335,32 @@ class Dispatcher:
         if row.recipient_login and self._held_for_digest(row):
             return "digest"
         try:
-            return serialize_email(row, self.settings.sender)
+            return serialize_email(row, self.settings.sender, templates=self._templates)
         except RenderError as exc:
             return exc
+
+    def _prepare_or_record(self, row, now: datetime, result: DispatchResult) -> bytes | None:
+        """The message to send, or None when the row's outcome is already recorded (digested, cannot render)."""
+        outcome = self._prepare(row, now)
+        if outcome == "digest":
+            self._finish(row.id, now, "digested", detail="held for the daily digest of open tasks")
+            result.digested += 1
+        elif isinstance(outcome, RenderError):
+            self._park(row, now, None, f"cannot render: {outcome.message}")
+            result.failed += 1
+            result.errors.append((row.id, outcome.message))
+        else:
+            return outcome
+        return None
+
+    def _next_ready(self, pending: deque, now: datetime, result: DispatchResult):
+        """(row, DATA bytes) of the next row that has something to send, recording the others on the way."""
+        while pending:
+            row = pending.popleft()
+            raw = self._prepare_or_record(row, now, result)
+            if raw is not None:
+                return row, _data_bytes(raw)
+        return None
 
     def _load_digest_users(self, rows) -> dict[str, set[str]]:
         """{login: roles} of the batch's recipients who chose the daily digest (one query per batch)."""
@@ -369,66 +392,143 @@ class Dispatcher:
     async def _connect(self) -> aiosmtplib.SMTP:
         smtp = self._client()
         await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:  # connect() greets only for STARTTLS or login
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
         return smtp
 
-    async def _deliver(self, ready: list, now: datetime, claimed_at: float, result: DispatchResult) -> None:
-        envelope_from = parseaddr(self.settings.sender)[1]
+    async def _deliver(self, pending: deque, now: datetime, claimed_at: float, result: DispatchResult) -> None:
+        """Send the claimed rows one by one on one connection.
+
+        Each message is rendered while the server takes in the one before it
+        (between writing that message's content and reading the server's
+        answer), and outcomes are written in groups (`_flush`).
+        """
         smtp = None
-        pending = list(ready)
         reconnects = 0
+        current = self._next_ready(pending, now, result)
         try:
-            while pending:
+            while current is not None:
                 if time.monotonic() - claimed_at > self.settings.lease / 2:
-                    kept = self._renew([r.id for r, _ in pending])
-                    lost = [r for r, _ in pending if r.id not in kept]
-                    result.lost += len(lost)
-                    pending = [(r, m) for r, m in pending if r.id in kept]
+                    self._flush()
+                    kept = self._renew([current[0].id] + [r.id for r in pending])
+                    result.lost += sum(1 for r in pending if r.id not in kept) + (current[0].id not in kept)
+                    pending = deque(r for r in pending if r.id in kept)
                     claimed_at = time.monotonic()
-                    if not pending:
-                        break
+                    if current[0].id not in kept:
+                        current = self._next_ready(pending, now, result)
+                        continue
                 if smtp is None:
                     try:
                         smtp = await self._connect()
                     except Exception as exc:  # noqa: BLE001 - every connection failure is retried later
-                        outcome = classify(exc)
-                        for row, _ in pending:
-                            self._outcome(row, now, outcome, result)
+                        self._all_failed(current, pending, now, classify(exc), result)
                         return
-                row, raw = pending.pop(0)
+                row, data = current
+                following = _UNSET
+
+                def meanwhile():
+                    nonlocal following
+                    following = self._next_ready(pending, now, result)
+                    self._flush_if_due()
+
                 try:
-                    await smtp.sendmail(envelope_from, [parseaddr(row.recipient)[1]], raw)
+                    await self._send(smtp, row, data, meanwhile)
                 except Exception as exc:  # noqa: BLE001 - classified below
                     outcome = classify(exc)
                     self._outcome(row, now, outcome, result)
+                    current = self._next_ready(pending, now, result) if following is _UNSET else following
                     if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError, OSError,
                                         aiosmtplib.SMTPTimeoutError)) or getattr(exc, "code", None) == 421 \
                             or not smtp.is_connected:
                         smtp = await _close(smtp)
                         reconnects += 1
                         if reconnects > 1:  # the server keeps dropping us: the rest waits for the backoff
-                            for other, _ in pending:
-                                self._outcome(other, now, outcome, result)
+                            self._all_failed(current, pending, now, outcome, result)
                             return
                     continue
                 self._finish(row.id, now, "sent", code=250, detail="accepted by " + self._server())
                 result.sent += 1
+                current = self._next_ready(pending, now, result) if following is _UNSET else following
         finally:
             await _quit(smtp)
+
+    def _all_failed(self, current, pending: deque, now: datetime, outcome: Exception,
+                    result: DispatchResult) -> None:
+        """The same outcome for the message at hand and every row not yet sent (each rendered to sort it)."""
+        if current is not None:
+            self._outcome(current[0], now, outcome, result)
+        while pending:
+            row = pending.popleft()
+            if self._prepare_or_record(row, now, result) is not None:
+                self._outcome(row, now, outcome, result)
+
+    async def _send(self, smtp: aiosmtplib.SMTP, row, data: bytes, meanwhile) -> None:
+        """One mail transaction (MAIL, RCPT, DATA); `meanwhile()` runs while the server reads the content.
+
+        The same commands and error handling as `aiosmtplib.SMTP.sendmail` for
+        one recipient (RSET after a refusal, the connection closed after a 421
+        or a lost answer), written out so that the next message can be
+        prepared between sending this one's content and reading the reply.
+        """
+        rcpt = _quoted(envelope_address(row.recipient))  # ValueError for an address unfit for the wire
+        options = [b"SIZE=%d" % (len(data) - 3)] if smtp.supports_extension("size") else []
+        try:
+            reply = await smtp.execute_command(b"MAIL", b"FROM:" + self._mail_from(), *options)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self.settings.sender)
+            reply = await smtp.execute_command(b"RCPT", b"TO:" + rcpt)
+            if reply.code not in (250, 251):
+                raise aiosmtplib.SMTPRecipientsRefused(
+                    [aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, row.recipient)])
+            reply = await smtp.execute_command(b"DATA")
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+            protocol = smtp.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            protocol.write(data)
+            meanwhile()  # no await in between: the reply waits in the socket until read_response
+            try:
+                reply = await protocol.read_response(timeout=smtp.timeout)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+                smtp.close()
+                raise
+            if reply.code == 421:
+                smtp.close()
+            if reply.code != 250:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+            if smtp.is_connected:  # reset the envelope for the next message
+                try:
+                    await smtp.rset()
+                except (ConnectionError, aiosmtplib.SMTPException):
+                    pass
+            raise
+
+    def _mail_from(self) -> bytes:
+        return _quoted(envelope_address(self.settings.sender))
 
     def _server(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
 
     # ------------------------------------------------------------ outcomes
+    # Outcomes are kept and written together by `_flush`: every FLUSH_EVERY messages or FLUSH_SECONDS,
+    # before a lease renewal and at the end of the batch. A worker that dies before the flush leaves its
+    # rows `sending` until the lease ends; they are then sent again with the same Message-ID.
+    FLUSH_EVERY = 50
+    FLUSH_SECONDS = 0.5
+
     def _outcome(self, row, now: datetime, outcome: Exception, result: DispatchResult) -> None:
         if isinstance(outcome, _Transient) and row.attempts < self.settings.max_attempts:
             delay = self.backoff(row.attempts)
-            with self.db.write() as conn:
-                conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
-                                              OB.c.status == "sending")
-                             .values(status="queued", claimed_by=None, lease_until=None, last_error=outcome.detail,
-                                     next_attempt_at=now + timedelta(seconds=delay)))
-                log_attempt(conn, row.id, now, "retry", code=outcome.code,
-                            detail=f"{outcome.detail}; next attempt in {delay:.0f}s", worker=self.worker_id)
+            self._record(_REQUEUE, {"oid": row.id, "worker": self.worker_id, "error": outcome.detail,
+                                    "next": now + timedelta(seconds=delay)},
+                         row.id, now, "retry", outcome.code, f"{outcome.detail}; next attempt in {delay:.0f}s")
             result.retried += 1
             return
         detail = outcome.detail
@@ -444,20 +544,62 @@ class Dispatcher:
         return max(1.0, self.rng.uniform(0, ceiling))
 
     def _park(self, row, now: datetime, code: int | None, detail: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(update(OB).where(OB.c.id == row.id, OB.c.claimed_by == self.worker_id,
-                                          OB.c.status == "sending")
-                         .values(status="failed", claimed_by=None, lease_until=None, last_error=detail))
-            log_attempt(conn, row.id, now, "failed", code=code, detail=detail, worker=self.worker_id)
+        self._record(_PARK, {"oid": row.id, "worker": self.worker_id, "error": detail}, row.id, now, "failed",
+                     code, detail)
         log.warning("mail %s to %s parked as failed: %s", row.id, row.recipient, detail)
 
     def _finish(self, outbox_id: int, now: datetime, status: str, *, code: int | None = None,
                 detail: str | None = None) -> None:
+        self._record(_FINISH, {"oid": outbox_id, "worker": self.worker_id, "new_status": status,
+                               "sent": now if status in ("sent", "captured") else None},
+                     outbox_id, now, status, code, detail)
+
+    def _record(self, statement, params: dict, outbox_id: int, now: datetime, outcome: str, code: int | None,
+                detail: str | None) -> None:
+        if not self._logs:
+            self._first_kept = time.monotonic()
+        self._updates.setdefault(statement, []).append(params)
+        self._logs.append({"outbox_id": outbox_id, "at": now, "outcome": outcome, "code": code, "detail": detail,
+                           "worker": self.worker_id})
+
+    def _flush_if_due(self) -> None:
+        if len(self._logs) >= self.FLUSH_EVERY or \
+                (self._logs and time.monotonic() - self._first_kept >= self.FLUSH_SECONDS):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the kept outcomes in one transaction: one executemany per kind, one for the delivery log."""
+        if not self._logs:
+            return
+        updates, logs = self._updates, self._logs
+        self._updates, self._logs = {}, []
         with self.db.write() as conn:
-            conn.execute(_FINISH, {"oid": outbox_id, "worker": self.worker_id, "new_status": status,
-                                   "sent": now if status in ("sent", "captured") else None})
-            conn.execute(_LOG, {"outbox_id": outbox_id, "at": now, "outcome": status, "code": code,
-                                "detail": detail, "worker": self.worker_id})
+            for statement, params in updates.items():
+                conn.execute(statement, params)
+            conn.execute(_LOG, logs)
+
+
+_UNSET = object()
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _data_bytes(raw: bytes) -> bytes:
+    """A message as it goes after DATA: CRLF line ends, leading dots doubled, the closing dot line."""
+    bare = raw.replace(b"\r\n", b"")
+    if b"\r" in bare or b"\n" in bare:
+        raw = _LINE_ENDS.sub(b"\r\n", raw)
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = _LEADING_DOT.sub(b"..", raw)
+    return raw + b".\r\n"
+
+
+@lru_cache(maxsize=4096)
+def _quoted(address: str) -> bytes:
+    """``<address>`` for MAIL FROM / RCPT TO; ValueError for an address aiosmtplib would not send."""
+    return quote_address(address).encode("ascii")
 
 
 async def _close(smtp):
