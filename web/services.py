@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Column, String, delete, func, insert, select, update
+from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash
 
 from engine.actors import Actor
@@ -239,23 +240,39 @@ def _zone(actor: Actor) -> str | None:
     return actor.timezone
 
 
+class _Amount(TypeDecorator):
+    """A task amount read by a `Fast` statement: the Decimal psycopg returns for NUMERIC, or SQLite's number
+    (or text) made the Decimal with two places SQLAlchemy's own Numeric(18, 2) would give."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(value) if isinstance(value, str) else Decimal("%.2f" % value)
+
+
 # Columns of an inbox row: the task's, plus its partner's code and name (LEFT JOIN on the primary key).
 _INBOX_COLS = (TK.c.id, TK.c.instance_id, TK.c.workflow, TK.c.partner_id, TK.c.state, TK.c.role, TK.c.title,
                TK.c.assignee, TK.c.due_at, TK.c.amount, TK.c.currency, TK.c.flags, TK.c.created_at)
 _INBOX_SELECT = ("SELECT " + ", ".join(f"t.{c.name}" for c in _INBOX_COLS) + ", p.code, p.name "
                  "FROM tasks AS t {hint}LEFT JOIN partners AS p ON p.id = t.partner_id WHERE ")
-_INBOX_RESULT = (*_INBOX_COLS, P.c.code, P.c.name)
+_INBOX_RESULT = tuple(Column("amount", _Amount()) if c is TK.c.amount else c for c in _INBOX_COLS) + (P.c.code, P.c.name)
 _INBOX_BINDS = {"lo": TK.c.due_at.type, "hi": TK.c.due_at.type, "c_due": TK.c.due_at.type}
 _inbox_statements: dict[tuple, Fast] = {}
 
 
-def _inbox_statement(dialect: str, conds: tuple[str, ...], dated: bool, hint: str = "") -> Fast:
-    """The inbox SELECT for one shape of conditions (built once per shape and dialect, then reused)."""
-    key = (dialect, conds, dated, hint)
+def _inbox_statement(dialect: str, conds: tuple[str, ...], hint: str = "") -> Fast:
+    """The inbox SELECT for one shape of conditions (built once per shape and dialect, then reused).
+
+    Undated tasks are ordered by (due_at, id) too: all their due_at are NULL, so that is id order, and it is
+    the order of the index, which PostgreSQL only sees when it is spelt out (else it scans the primary key).
+    """
+    key = (dialect, conds, hint)
     stmt = _inbox_statements.get(key)
     if stmt is None:
-        order = "t.due_at, t.id" if dated else "t.id"
-        sql = _INBOX_SELECT.format(hint=hint) + " AND ".join(conds) + f" ORDER BY {order} LIMIT :lim"
+        sql = _INBOX_SELECT.format(hint=hint) + " AND ".join(conds) + " ORDER BY t.due_at, t.id LIMIT :lim"
         stmt = _inbox_statements[key] = Fast(sql, table=TK, binds=_INBOX_BINDS, result=_INBOX_RESULT)
     return stmt
 
@@ -331,7 +348,7 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
                 dated.append("t.due_at >= :c_due AND (t.due_at > :c_due OR t.id > :c_id)")
                 params["c_due"], params["c_id"] = cursor
             for group in groups:
-                rows.extend(_inbox_statement(dialect, (*base, *group, *dated), True, hint).all(conn, params))
+                rows.extend(_inbox_statement(dialect, (*base, *group, *dated), hint).all(conn, params))
             if len(groups) > 1:
                 rows.sort(key=lambda r: (r.due_at, r.id))
                 del rows[want:]
@@ -343,7 +360,7 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
             params["lim"] = want - len(rows)
             extra: list = []
             for group in groups:
-                extra.extend(_inbox_statement(dialect, (*base, *group, *undated), False, hint).all(conn, params))
+                extra.extend(_inbox_statement(dialect, (*base, *group, *undated), hint).all(conn, params))
             if len(groups) > 1:
                 extra.sort(key=lambda r: r.id)
             rows.extend(extra[:want - len(rows)])
