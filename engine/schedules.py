@@ -10,12 +10,12 @@ heartbeat that asks "is anything due?".
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from .actors import SYSTEM_ACTOR
 from .calendar import BusinessCalendar, calendar_for
@@ -43,6 +43,46 @@ class ScheduleCtx:
 
     def fire(self, instance_id: int, event: str, payload: dict | None = None) -> None:
         self.runtime.fire_in(self.conn, instance_id, event, SYSTEM_ACTOR, payload or {}, None, None, self.now)
+
+    def program_date(self) -> date:
+        """The slot's date in the program's own calendar (mainland China, Beijing time: FAQ 5.7.12)."""
+        return calendar_for(None, None).local_date(self.slot)
+
+    def partner_code(self, partner_id: int) -> str:
+        from .models import Partner
+
+        p = Partner.__table__
+        return self.conn.execute(select(p.c.code).where(p.c.id == partner_id)).scalar_one()
+
+    def case_exists(self, workflow: str, partner_id: int, business_key: str) -> bool:
+        """Has the partner a case of `workflow` with this business key (a period, say) already?"""
+        from .models import Instance
+
+        i = Instance.__table__
+        return self.conn.execute(select(i.c.id).where(i.c.workflow == workflow, i.c.partner_id == partner_id,
+                                                      i.c.business_key == business_key)).first() is not None
+
+
+T = TypeVar("T")
+
+
+def once_each(items: Iterable[T], done: Callable[[T], bool], act: Callable[[T], Any]) -> tuple[list[T], list[T]]:
+    """Act on every item that is not `done` yet; return (acted on, skipped).
+
+    A schedule action runs once per slot, but what it would do may be done
+    already (an operator started the case by hand, or an earlier slot of a
+    catch-up did it), so each item is checked first and the action stays
+    idempotent.
+    """
+    acted: list[T] = []
+    skipped: list[T] = []
+    for item in items:
+        if done(item):
+            skipped.append(item)
+            continue
+        act(item)
+        acted.append(item)
+    return acted, skipped
 
 
 def _month_after(year: int, month: int) -> tuple[int, int]:

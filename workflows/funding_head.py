@@ -28,17 +28,15 @@ from enum import StrEnum
 
 from sqlalchemy import select
 
-from engine.calendar import calendar_for
 from engine.definition import Ctx, InboxTask, Notify, Transition, Workflow
 from engine.incentives import partners_with_personnel, personnel, previous_quarter, quarter_bounds, whole_months
-from engine.models import Instance, Partner
+from engine.models import Instance
 from engine.roles import ADMIN, ECOSYSTEM_MANAGER, PARTNER_ADMIN, SYSTEM
-from engine.schedules import CalendarSchedule, quarter_start
+from engine.schedules import CalendarSchedule, ScheduleCtx, once_each, quarter_start
 from engine.schema import Field, Schema
 from engine.settings import setting
 
 I = Instance.__table__
-P = Partner.__table__
 NAME = "funding_head"
 
 
@@ -180,21 +178,20 @@ WORKFLOW = Workflow(
 )
 
 
-def generate_quarter(sctx) -> str:
+def generate_quarter(sctx: ScheduleCtx) -> str:
     """Quarter start: generate last quarter's funding-head incentive for every partner with dedicated personnel."""
-    quarter = previous_quarter(calendar_for(None, None).local_date(sctx.slot))
+    quarter = previous_quarter(sctx.program_date())
     first, last = quarter_bounds(quarter)
-    made, skipped = [], []
-    for pid in partners_with_personnel(sctx.conn, first, last):
-        code = sctx.conn.execute(select(P.c.code).where(P.c.id == pid)).scalar_one()
-        exists = sctx.conn.execute(select(I.c.id).where(I.c.workflow == NAME, I.c.partner_id == pid,
-                                                        I.c.business_key == quarter)).first()
-        if exists or max_recipients(len(personnel(sctx.conn, pid, first, last))) < 1:
-            skipped.append(code)
-            continue
-        sctx.start(NAME, {"partner": code, "quarter": quarter})
-        made.append(code)
-    return f"{quarter}: generated {', '.join(made) or '-'}; skipped {', '.join(skipped) or '-'}"
+
+    def nothing_to_generate(pid: int) -> bool:
+        return (sctx.case_exists(NAME, pid, quarter)
+                or max_recipients(len(personnel(sctx.conn, pid, first, last))) < 1)
+
+    made, skipped = once_each(partners_with_personnel(sctx.conn, first, last), nothing_to_generate,
+                              lambda pid: sctx.start(NAME, {"partner": sctx.partner_code(pid), "quarter": quarter}))
+    made_names = ", ".join(sctx.partner_code(pid) for pid in made) or "-"
+    skipped_names = ", ".join(sctx.partner_code(pid) for pid in skipped) or "-"
+    return f"{quarter}: generated {made_names}; skipped {skipped_names}"
 
 
 SCHEDULES = [CalendarSchedule("funding_head_quarter", quarter_start(time(9, 0)), generate_quarter,

@@ -54,15 +54,14 @@ from engine.calendar import calendar_for
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.errors import RuleViolation
 from engine.incentives import KINDS, check_period, payout_amounts, previous_quarter, totals_for_period, withholding_rate
-from engine.models import Instance, Partner
+from engine.models import Instance
 from engine.roles import ADMIN, FINANCE, OPERATIONS_MANAGER, PARTNER_ADMIN, SYSTEM
-from engine.schedules import CalendarSchedule, quarter_start
+from engine.schedules import CalendarSchedule, ScheduleCtx, quarter_start
 from engine.schema import Field, Schema
 from engine.settings import setting
 from engine.windows import window_open
 
 I = Instance.__table__
-P = Partner.__table__
 NAME = "incentive_payout"
 INVOICED = ("bank_transfer", "top_up")
 METHODS = ("bank_transfer", "top_up", "cash_coupon")
@@ -348,19 +347,18 @@ WORKFLOW = Workflow(
 
 
 # -- calendar schedule: reseller-customer incentives per quarter ---------------------------------------
-def start_reseller_payouts(sctx) -> str:
+def start_reseller_payouts(sctx: ScheduleCtx) -> str:
     """At each quarter start: a payout for every partner whose reseller-customer incentives of the previous
     quarter reach the threshold (FAQ 5.5.4); below it there is no incentive."""
-    period = previous_quarter(calendar_for(None, None).local_date(sctx.slot))
+    period = previous_quarter(sctx.program_date())
     threshold = reseller_threshold()
     started, below = [], []
     for total in totals_for_period(sctx.conn, "reseller_customer", period):
-        code = sctx.conn.execute(select(P.c.code).where(P.c.id == total.partner_id)).scalar_one()
+        code = sctx.partner_code(total.partner_id)
         if total.total < threshold:
             below.append(code)
             continue
-        if sctx.conn.execute(select(I.c.id).where(I.c.workflow == NAME, I.c.partner_id == total.partner_id,
-                                                  I.c.business_key == f"reseller_customer:{period}")).first():
+        if sctx.case_exists(NAME, total.partner_id, f"reseller_customer:{period}"):
             continue
         sctx.start(NAME, {"partner": code, "kind": "reseller_customer", "period": period,
                           "amount": str(total.total), "currency": total.currency})

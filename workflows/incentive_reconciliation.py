@@ -54,14 +54,13 @@ from engine.incentives import (
     set_withholding_rate,
     totals_for_period,
 )
-from engine.models import Instance, Partner
+from engine.models import Instance
 from engine.roles import ADMIN, FINANCE, OPERATIONS_MANAGER, PARTNER_ADMIN, SYSTEM
-from engine.schedules import CalendarSchedule, monthly_working_day
+from engine.schedules import CalendarSchedule, ScheduleCtx, monthly_working_day, once_each
 from engine.schema import Field, Schema
 from engine.settings import setting
 
 I = Instance.__table__
-P = Partner.__table__
 NAME = "incentive_reconciliation"
 
 
@@ -222,21 +221,14 @@ def open_slot(after: datetime) -> datetime:
     return monthly_working_day(open_working_day(), time(9, 0))(after)
 
 
-def open_reconciliations(sctx) -> str:
+def open_reconciliations(sctx: ScheduleCtx) -> str:
     """Open last month's reconciliation for every partner with monthly incentives (idempotent per partner)."""
-    cal = calendar_for(None, None)
-    period = previous_month(cal.local_date(sctx.slot))
-    opened, skipped = [], []
-    for total in totals_for_period(sctx.conn, "monthly", period):
-        code = sctx.conn.execute(select(P.c.code).where(P.c.id == total.partner_id)).scalar_one()
-        exists = sctx.conn.execute(select(I.c.id).where(I.c.workflow == NAME, I.c.partner_id == total.partner_id,
-                                                        I.c.business_key == period)).first()
-        if exists:
-            skipped.append(code)
-            continue
-        sctx.start(NAME, {"partner": code, "period": period})
-        opened.append(code)
-    return f"{period}: opened {len(opened)} ({', '.join(opened) or '-'}); already open {len(skipped)}"
+    period = previous_month(sctx.program_date())
+    partners = [t.partner_id for t in totals_for_period(sctx.conn, "monthly", period)]
+    opened, skipped = once_each(partners, lambda pid: sctx.case_exists(NAME, pid, period),
+                                lambda pid: sctx.start(NAME, {"partner": sctx.partner_code(pid), "period": period}))
+    names = ", ".join(sctx.partner_code(pid) for pid in opened) or "-"
+    return f"{period}: opened {len(opened)} ({names}); already open {len(skipped)}"
 
 
 SCHEDULES = [CalendarSchedule("incentive_reconciliation_open", open_slot, open_reconciliations,

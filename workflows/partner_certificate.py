@@ -27,7 +27,7 @@ from engine.definition import Ctx, Notify, Transition, Workflow
 from engine.directory import PROGRAMS, TIERS
 from engine.models import Instance
 from engine.roles import ADMIN, ECOSYSTEM_MANAGER, SYSTEM
-from engine.schedules import CalendarSchedule, yearly
+from engine.schedules import CalendarSchedule, ScheduleCtx, once_each, yearly
 from engine.schema import Field, Schema
 from engine.windows import list_windows, set_window
 
@@ -97,19 +97,14 @@ WORKFLOW = Workflow(
 )
 
 
-def renew_certificates(sctx) -> str:
+def renew_certificates(sctx: ScheduleCtx) -> str:
     """January 31: renew every active certificate for another year."""
-    year = calendar_for(None, None).local_date(sctx.slot).year
-    ids = [r.id for r in sctx.conn.execute(select(I.c.id).where(I.c.workflow == NAME, I.c.state == S.active)
-                                           .order_by(I.c.id))]
-    renewed = 0
-    for iid in ids:
-        row = sctx.conn.execute(select(I.c.data).where(I.c.id == iid)).scalar_one()
-        if (row or {}).get("renewed_for") == year:
-            continue
-        sctx.fire(iid, "renew", {"year": year})
-        renewed += 1
-    return f"renewed {renewed} certificate(s) for {year}"
+    year = sctx.program_date().year
+    active = sctx.conn.execute(select(I.c.id, I.c.data).where(I.c.workflow == NAME, I.c.state == S.active)
+                               .order_by(I.c.id)).all()
+    renewed, _ = once_each(active, lambda row: (row.data or {}).get("renewed_for") == year,
+                           lambda row: sctx.fire(row.id, "renew", {"year": year}))
+    return f"renewed {len(renewed)} certificate(s) for {year}"
 
 
 SCHEDULES = [CalendarSchedule("certificate_renewal", yearly(1, 31), renew_certificates,

@@ -71,6 +71,23 @@ def test_renewal_runs_once_per_year(runtime, people):
             runtime.fire_in(conn, a["id"], "renew", SYSTEM_ACTOR, {"year": 2028}, None, None, runtime.now())
 
 
+def test_renewal_skips_a_certificate_already_renewed_for_the_year(runtime, people):
+    from engine.actors import SYSTEM_ACTOR
+    from engine.models import Schedule
+
+    a = certificate(runtime, people)
+    b = certificate(runtime, people, partner="NORD", program="Distribution", tier="Premier")
+    start_worker_at(runtime, datetime(2027, 1, 20, tzinfo=UTC))
+    with runtime.db.write() as conn:
+        runtime.fire_in(conn, a["id"], "renew", SYSTEM_ACTOR, {"year": 2027}, None, None, runtime.now())
+    runtime.advance_to(RENEWAL_2027 + timedelta(minutes=1))
+    assert [runtime.get(c["id"])["data"]["renewals"] for c in (a, b)] == [1, 1]
+    sc = Schedule.__table__
+    with runtime.db.read() as conn:
+        last = conn.execute(select(sc.c.last_slot, sc.c.last_result).where(sc.c.name == "certificate_renewal")).one()
+    assert (last.last_slot, last.last_result) == (RENEWAL_2027, "renewed 1 certificate(s) for 2027")
+
+
 def test_renewal_cannot_be_fired_by_people(runtime, people):
     from engine.errors import Forbidden
 

@@ -12,13 +12,14 @@ from sqlalchemy import select
 from engine.cli import main
 from engine.errors import EventNotAllowed, RuleViolation, ValidationError
 from engine.incentives import add_incentive
-from engine.models import History, Instance, Outbox, Task
+from engine.models import History, Instance, Outbox, Schedule, Task
 from tests.helpers import counts
 
 I = Instance.__table__
 H = History.__table__
 OB = Outbox.__table__
 TK = Task.__table__
+SC = Schedule.__table__
 
 #: Opened Monday 2026-03-02 09:00 Beijing: the 10th working day after is Monday 2026-03-16.
 DEADLINE = datetime(2026, 3, 16, 15, 59, 59, tzinfo=UTC)
@@ -89,6 +90,20 @@ def test_schedule_opens_on_third_working_day_for_partners_with_incentives(runtim
     assert opened[1].data["confirm_by"] == "2026-04-20T21:59:59+00:00"
     mails = outbox(runtime, "incentive_reconciliation/opened")
     assert {m.recipient for m in mails} >= {"contact@acme.example", "kontakt@nord.example", "acme-admin@example.com"}
+
+
+def test_schedule_skips_a_partner_whose_reconciliation_was_opened_by_hand(runtime, people):
+    incentive(runtime, period="2026-03", amount="500.00")
+    incentive(runtime, partner="NORD", period="2026-03", amount="80.00", currency="EUR")
+    by_hand = runtime.start("incentive_reconciliation", {"partner": "ACME", "period": "2026-03"}, people["oscar"])
+    runtime.advance_to(datetime(2026, 4, 3, 1, 1, tzinfo=UTC))  # just after Friday 2026-04-03 09:00 Beijing
+    assert [(r.id == by_hand["id"], r.data["amount"]) for r in cases(runtime, "incentive_reconciliation")] == [
+        (True, "500.00"), (False, "80.00")]
+    with runtime.db.read() as conn:
+        last = conn.execute(select(SC.c.last_slot, SC.c.last_result)
+                            .where(SC.c.name == "incentive_reconciliation_open")).one()
+    assert last.last_slot == datetime(2026, 4, 3, 1, 0, tzinfo=UTC)
+    assert last.last_result == "2026-03: opened 1 (NORD); already open 1"
 
 
 def test_open_working_day_is_a_setting(runtime, people, monkeypatch):
