@@ -11,10 +11,14 @@ client, signed in, and reports p50/p95 per page kind:
 - ``deep``: a keyset page about 40% of the way down the same inbox;
 - ``filtered``: the first page filtered by lifecycle and partner;
 - ``partner``: a partner admin's first page (only their partner's tasks);
+- ``mine``: "assigned to me" for an approver who has claimed nothing (a filter
+  that must not walk the whole role's tasks to find no row);
 - ``api``: the first page through ``GET /api/v1/tasks``.
 
 Full mode: 1,000,000 cases. Quick mode: 100,000 cases (said in the result).
-Target: p95 under 25 ms for the first and the deep page.
+Target: p95 at most 25 ms for every page kind above; ``inbox_p95_ms`` is the
+worst of them. ``baseline_healthz`` (the cheapest request the app serves) shows
+what the machine's load adds to every figure.
 
     python -m benchmarks.inbox [--quick] [--json]
 """
@@ -35,6 +39,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 
 TARGET_P95_MS = 25.0
+TARGET_PAGES = ("first", "deep", "filtered", "partner", "mine", "api")
 ROLES = ("mdf_owner", "ecosystem_manager", "finance", "operations_manager", "procurement")
 WORKFLOWS = ("mdf_claim", "mdf_application", "incentive_reconciliation", "exam_voucher", "payment_authentication",
              "business_authentication", "customer_association", "service_ticket", "test_coupon_request",
@@ -213,6 +218,9 @@ def run(quick: bool = False) -> dict:
             partner_client = app.test_client()
             with partner_client.session_transaction() as sess:
                 sess["login"] = "p-admin"
+            idle_client = app.test_client()  # an ecosystem manager who has claimed no task
+            with idle_client.session_transaction() as sess:
+                sess["login"] = "alice"
             token = create_token(rt, "mona", "bench")["token"]
             cursor, offset = _deep_cursor(db, "mdf_owner", 0.4)
             pages = {
@@ -220,13 +228,14 @@ def run(quick: bool = False) -> dict:
                 "deep": _measure(client, f"/inbox?after={cursor}", requests),
                 "filtered": _measure(client, "/inbox?workflow=mdf_claim&partner=P0007", requests),
                 "partner": _measure(partner_client, "/inbox", requests),
+                "mine": _measure(idle_client, "/inbox?assigned=me", requests),
                 "api": _measure(client, "/api/v1/tasks", requests, headers={"Authorization": f"Bearer {token}"}),
                 "baseline_healthz": _measure(client, "/healthz", requests),
             }
         finally:
             db.dispose()
             drop()
-    ok = all(pages[k]["p95_ms"] < TARGET_P95_MS for k in ("first", "deep"))
+    worst = max(pages[k]["p95_ms"] for k in TARGET_PAGES)
     return {
         "benchmark": "inbox",
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
@@ -240,8 +249,10 @@ def run(quick: bool = False) -> dict:
         "pages": pages,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
+        "inbox_p95_ms": worst,
         "target_p95_ms": TARGET_P95_MS,
-        "meets_target": ok,
+        "target_pages": list(TARGET_PAGES),
+        "meets_target": worst <= TARGET_P95_MS,
     }
 
 
@@ -261,7 +272,8 @@ def main() -> None:
               f"max {figures['max_ms']:>7.2f} ms   cpu p50 {figures['cpu_p50_ms']:>6.2f} p95 {figures['cpu_p95_ms']:>6.2f} ms"
               f"   ({figures['requests']} requests)")
     print(f"load average {result['load_average_1m']} on {result['cpu_count']} CPUs")
-    print(f"target p95 < {TARGET_P95_MS} ms for first and deep pages: {'met' if result['meets_target'] else 'NOT met'}")
+    print(f"inbox_p95_ms {result['inbox_p95_ms']} (worst of {', '.join(TARGET_PAGES)}); target <= {TARGET_P95_MS} ms: "
+          f"{'met' if result['meets_target'] else 'NOT met'}")
 
 
 if __name__ == "__main__":
