@@ -143,6 +143,15 @@ def partner_account(conn: Connection, partner_id: int) -> dict | None:
     return dict(row._mapping) if row is not None else None
 
 
+def registered_account(conn: Connection, partner: dict) -> dict | None:
+    """The account whose registered country is the partner's (FAQ 2.1.1, 2.1.10): the partner account, else the
+    partner admin's account; None when neither is on record."""
+    acc = partner_account(conn, partner["id"])
+    if acc is None and partner.get("admin_login"):
+        acc = account_by_login(conn, partner["admin_login"])
+    return acc
+
+
 def list_accounts(conn: Connection) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(select(A).order_by(A.c.login_id))]
 

@@ -97,9 +97,7 @@ def country_problem(value: str) -> str | None:
 def account_country(ctx: Ctx) -> tuple[str, str]:
     """(registered country, whose) of the partner's account: the partner account, else the admin's account."""
     partner = ctx.partner or {}
-    acc = accounts.partner_account(ctx.conn, partner["id"]) if partner else None
-    if acc is None and partner.get("admin_login"):
-        acc = accounts.account_by_login(ctx.conn, partner["admin_login"])
+    acc = accounts.registered_account(ctx.conn, partner) if partner else None
     if acc is None:
         raise ValidationError("partner", f"partner {partner.get('code')} has no account on record to compare the "
                               "registered country with; add it with `partnerflow accounts add --kind partner "

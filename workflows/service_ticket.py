@@ -19,13 +19,19 @@ Rules enforced:
 - Registered-country change (FAQ 2.1.10): the registered country cannot be
   changed in the normal flow, only through a ticket of type
   ``registered_country_change`` with a stated ``reason`` and the
-  ``new_country`` (two letters); both are required for that type.
+  ``new_country`` (two letters); both are required for that type. The new
+  country must differ from the registered country of the partner's account
+  (the partner account, else the partner admin's: the country FAQ 2.1.1
+  compares, not the partner's holiday-calendar ``region``); with no account
+  on record this is checked when the operator makes the change
+  (`engine.accounts.change_registered_country`).
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from engine import accounts
 from engine.definition import Ctx, InboxTask, Notify, Timer, Transition, Workflow
 from engine.errors import ValidationError
 from engine.roles import ADMIN, OPERATIONS_MANAGER, PARTNER_ADMIN, PARTNER_MEMBER, SYSTEM
@@ -72,9 +78,10 @@ def country_change_states_reason(ctx: Ctx) -> str | None:
         raise ValidationError("reason", "is required: a registered-country change must state its reason (FAQ 2.1.10)")
     if not ctx.data.get("new_country"):
         raise ValidationError("new_country", "is required for a registered-country change")
-    current = (ctx.partner or {}).get("region")
-    if ctx.data["new_country"] == current:
-        raise ValidationError("new_country", f"is already the registered country ({current})")
+    account = accounts.registered_account(ctx.conn, ctx.partner) if ctx.partner else None
+    if account is not None and ctx.data["new_country"] == account["registered_country"]:
+        raise ValidationError("new_country", f"is already the registered country ({account['registered_country']}) "
+                                             f"of account {account['login_id']}")
     return None
 
 

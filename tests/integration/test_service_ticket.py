@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from engine import accounts
 from engine.errors import EventNotAllowed, Forbidden, RuleViolation, ValidationError
 from engine.models import Outbox
 from tests.helpers import counts
@@ -122,7 +123,14 @@ def country_change(runtime, people, **fields):
     return runtime.start("service_ticket", data, people["acme-admin"])
 
 
+def partner_account(runtime, country, partner="ACME", login_id="acme-partner"):
+    with runtime.db.write() as conn:
+        return accounts.add_account(conn, {"login_id": login_id, "name": partner.title(), "kind": "partner",
+                                           "partner": partner, "registered_country": country}, runtime.now())
+
+
 def test_country_change_ticket_requires_a_reason(runtime, people):
+    partner_account(runtime, "CN")
     before = counts(runtime.db)
     with pytest.raises(ValidationError) as err:
         country_change(runtime, people, new_country="SG")
@@ -138,6 +146,35 @@ def test_country_change_ticket_requires_a_reason(runtime, people):
     with pytest.raises(ValidationError, match="only for tickets of type registered_country_change"):
         runtime.start("service_ticket", {**TICKET, "new_country": "SG"}, people["acme-admin"])
     assert counts(runtime.db) == before
+
+
+def test_country_change_ticket_compares_the_accounts_registered_country_not_the_partner_region(runtime, people):
+    """ACME's holiday-calendar region is CN, but its account is registered in Singapore (FAQ 2.1.1, 2.1.10)."""
+    partner_account(runtime, "SG")
+    before = counts(runtime.db)
+    with pytest.raises(ValidationError) as err:
+        country_change(runtime, people, new_country="SG", reason="typo")
+    assert err.value.field == "new_country"
+    assert err.value.reason == "is already the registered country (SG) of account acme-partner"
+    assert counts(runtime.db) == before
+    case = country_change(runtime, people, new_country="CN", reason="Legal entity moved back to Shanghai")
+    ticket = runtime.fire(case["id"], "submit", people["acme-admin"])
+    runtime.fire(ticket["id"], "take", people["oscar"])
+    with runtime.db.write() as conn:
+        changed = accounts.change_registered_country(conn, "acme-partner", "CN", ticket=ticket["id"], reason=None,
+                                                     actor=people["oscar"], now=runtime.now())
+    assert changed["registered_country"] == "CN"
+    with pytest.raises(ValidationError, match=r"already the registered country \(CN\) of account acme-partner"):
+        country_change(runtime, people, new_country="CN", reason="again")
+
+
+def test_country_change_ticket_falls_back_to_the_partner_admins_account(runtime, people):
+    with runtime.db.write() as conn:
+        accounts.add_account(conn, {"login_id": "acme-admin", "name": "Acme Admin", "registered_country": "HK"},
+                             runtime.now())
+    with pytest.raises(ValidationError, match=r"already the registered country \(HK\) of account acme-admin"):
+        country_change(runtime, people, new_country="HK", reason="typo")
+    assert country_change(runtime, people, new_country="CN", reason="moved")["state"] == "created"
 
 
 def test_country_change_ticket_with_reason_is_raised(runtime, people):
