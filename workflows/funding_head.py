@@ -13,8 +13,10 @@ Rules enforced:
 - Time on the job counts whole calendar months only: someone on the job from
   January 10 to March 20 counts one month (February). A named recipient with
   no whole month in the quarter is refused.
-- Amount = whole months x ``PARTNERFLOW_FUNDING_HEAD_MONTHLY_AMOUNT``
-  (default 3000.00) in ``PARTNERFLOW_FUNDING_HEAD_CURRENCY`` (default CNY).
+- Amount = whole months x ``PARTNERFLOW_FUNDING_HEAD_MONTHLY_AMOUNT`` in
+  ``PARTNERFLOW_FUNDING_HEAD_CURRENCY`` (default CNY). LIFECYCLES.md (FAQ
+  4.5.1) gives no amount, so it is a setting; its default, 3000.00, is a
+  placeholder for a deployment to replace.
 - Flow: generated -> the partner confirms the recipients -> an ecosystem
   manager approves (or returns it with a reason) -> the partner requests
   payment, which starts a quarterly ``incentive_payout`` (paid as cash

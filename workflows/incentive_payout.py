@@ -25,9 +25,10 @@ Rules enforced:
 - Quarterly payouts (reseller-customer, funding-head and competency
   incentives) are paid only as cash coupons (FAQ 5.1.8).
 - Reseller-customer incentives are quarterly only and exist only when the
-  quarter's total reaches ``PARTNERFLOW_RESELLER_QUARTER_THRESHOLD`` (default
-  10000.00, in the incentive's currency) (FAQ 5.5.4); the ``quarter_start``
-  schedule starts them for the previous quarter.
+  quarter's total reaches ``PARTNERFLOW_RESELLER_QUARTER_THRESHOLD`` (in the
+  incentive's currency) (FAQ 5.5.4); LIFECYCLES.md gives no figure, so the
+  default, 10000.00, is a placeholder for a deployment to replace. The
+  ``quarter_start`` schedule starts them for the previous quarter.
 - Program windows (FAQ 4.6.3): a payout of a closed program (the competency
   incentive closed on 2024-12-31) is refused at start and at application
   (`engine.windows.window_open`).

@@ -11,10 +11,13 @@ Rules enforced (each refusal names the field):
 - resource_start must be before resource_end (dates of resource use).
 - Cumulative amount (FAQ 4.1.1 item 4, 5.6.14): the partner's requests of a
   calendar year (partner's zone), counting pending, issued, exhausted and
-  expired ones, plus this one, must stay within the tier's limit
-  (``TIER_LIMITS`` below, CNY per calendar year; each can be overridden with
-  ``PARTNERFLOW_TEST_COUPON_LIMIT_<TIER>``). Exactly at the limit is allowed,
-  0.01 over is refused with the remaining amount.
+  expired ones, plus this one, must stay within the tier's limit. Exactly at
+  the limit is allowed, 0.01 over is refused with the remaining amount.
+  LIFECYCLES.md names the rule but gives no figures, so the limits are
+  settings: ``PARTNERFLOW_TEST_COUPON_LIMIT_<TIER>`` (CNY per calendar year,
+  for example ``PARTNERFLOW_TEST_COUPON_LIMIT_ADVANCED=30000``). The defaults
+  in ``TIER_LIMITS`` below are placeholders for a deployment to replace; a
+  tier without a limit of its own uses the Standard one.
 
   ========  =============
   tier      limit (CNY)
@@ -57,7 +60,8 @@ NAME = "test_coupon_request"
 MAX_FILE_BYTES = 21 * 1024 * 1024
 PROOF_FILE_TYPES = ("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "jpg", "jpeg", "png", "txt", "zip", "rar")
 FORBIDDEN_NAME_CHARS = '!;?"@#$%^&*->|'
-#: Cumulative test-coupon amount per calendar year, CNY (FAQ 4.1.1 item 4, 5.6.14).
+#: Placeholder defaults of the cumulative test-coupon amount per calendar year, CNY (FAQ 4.1.1 item 4, 5.6.14);
+#: LIFECYCLES.md gives no figures: set PARTNERFLOW_TEST_COUPON_LIMIT_<TIER>.
 TIER_LIMITS = {"Standard": Decimal("10000.00"), "Advanced": Decimal("30000.00"), "Premier": Decimal("60000.00"),
                "Core": Decimal("100000.00")}
 COUNTED = ("submitted", "issued", "exhausted", "expired")
