@@ -7,10 +7,12 @@ rules and messages.
 
 The inbox is read with keyset pagination: for each role of the reader one
 index range scan on ``tasks (status, role[, workflow | partner_id], due_at, id)``
-fetches at most a page plus one row after the cursor, and the per-role lists
-are merged in order. Tasks without a due date come after all dated ones, in id
-order. Neither the first page nor a deep one counts or skips rows, so both
-cost the same at a million cases.
+(``tasks (status, assignee, due_at, id)`` for "assigned to me") fetches at most
+a page plus one row after the cursor, with the partner joined on its key, and
+the per-role lists are merged in order. Tasks without a due date come after all
+dated ones, in id order. Neither the first page nor a deep one counts or skips
+rows, so both cost the same at a million cases (tests/web/test_inbox_plans.py
+checks the plans).
 """
 from __future__ import annotations
 
@@ -314,7 +316,7 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
         roles = inbox_roles(actor)
         want = q.limit + 1
         params: dict = {"lim": want}
-        base = ["t.status = 'open'"]  # a literal, so partial indexes on open tasks qualify
+        base = ["t.status = 'open'"]
         if q.workflow:
             base.append("t.workflow = :workflow")
             params["workflow"] = q.workflow
