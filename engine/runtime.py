@@ -76,6 +76,11 @@ _UPDATE_INSTANCE = Fast(
     "UPDATE instances SET state = :state, version = :version, data = :data, updated_at = :updated_at, "
     "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
     "WHERE id = :_iid AND version = :_old_version", table=I)
+#: The same when the case's data did not change (no effect, or one that changed nothing).
+_UPDATE_INSTANCE_STATE = Fast(
+    "UPDATE instances SET state = :state, version = :version, updated_at = :updated_at, "
+    "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
+    "WHERE id = :_iid AND version = :_old_version", table=I)
 _INSERT_HISTORY = Fast(
     "INSERT INTO history (instance_id, version, at, actor, event, from_state, to_state, comment, payload, timer_id) "
     "VALUES (:instance_id, :version, :at, :actor, :event, :from_state, :to_state, :comment, :payload, :timer_id)",
@@ -249,11 +254,14 @@ class Runtime:
         new_data = {**data, **updates} if updates else data
         version = row.version + 1
         changed = not chosen.internal
-        count = _UPDATE_INSTANCE.execute(conn, {
-            "_iid": instance_id, "_old_version": row.version, "state": dest, "version": version, "data": new_data,
-            "updated_at": now, "is_final": wf.is_final(dest),
-            "state_entered_at": now if changed else row.state_entered_at,
-            "business_key": wf.business_key(new_data) if wf.business_key else row.business_key})
+        values = {"_iid": instance_id, "_old_version": row.version, "state": dest, "version": version,
+                  "updated_at": now, "is_final": wf.is_final(dest),
+                  "state_entered_at": now if changed else row.state_entered_at,
+                  "business_key": wf.business_key(new_data) if wf.business_key else row.business_key}
+        if new_data == (row.data or {}):
+            count = _UPDATE_INSTANCE_STATE.execute(conn, values)
+        else:
+            count = _UPDATE_INSTANCE.execute(conn, {**values, "data": new_data})
         if count != 1:
             current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
             raise StaleVersion(instance_id, row.version, current)
@@ -649,7 +657,7 @@ class Runtime:
                                 "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
                                 "created_at": now})
         return {
-            "timer": t, "changed": changed, "arm": arm,
+            "timer": t, "changed": changed, "arm": arm, "has_tasks": bool(wf.tasks),
             "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version,
                        "updated_at": now, "is_final": wf.is_final(dest),
                        "state_entered_at": now if changed else inst.state_entered_at,
@@ -660,17 +668,17 @@ class Runtime:
         }
 
     def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
-        count = _UPDATE_INSTANCE.executemany(conn, [p["update"] for p in plans])
+        count = _UPDATE_INSTANCE_STATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged
         if conn.dialect.supports_sane_multi_rowcount and count != len(plans):
             raise Conflict("a case changed while its timer fired")
         _INSERT_HISTORY.executemany(conn, [p["history"] for p in plans])
-        left = [p["timer"].instance_id for p in plans if p["changed"]]
         fired = [p["timer"].id for p in plans]
-        if left:
-            conn.execute(update(TM).where(TM.c.instance_id.in_(left), TM.c.status.in_(("pending", "claimed")),
-                                          TM.c.id.not_in(fired)).values(status="cancelled", lease_until=None))
-            conn.execute(update(TK).where(TK.c.instance_id.in_(left), TK.c.status == "open")
-                         .values(status="done", closed_at=now, closed_by=SYSTEM_ACTOR.login))
+        # Per case, through the index on the case: a set-based "instance_id IN (...) AND status IN (...)"
+        # lets the planner walk every pending timer instead.
+        left = [p for p in plans if p["changed"]]
+        _CANCEL_OTHER_TIMERS.executemany(conn, [{"iid": p["timer"].instance_id, "tid": p["timer"].id} for p in left])
+        _CLOSE_TASKS.executemany(conn, [{"iid": p["timer"].instance_id, "now": now, "by": SYSTEM_ACTOR.login}
+                                        for p in left if p["has_tasks"]])
         arm = [row for p in plans for row in p["arm"]]
         if arm:
             _INSERT_TIMERS.executemany(conn, arm)

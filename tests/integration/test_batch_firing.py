@@ -78,3 +78,15 @@ def test_second_timer_of_one_case_in_the_same_batch_is_cancelled_not_fired(db):
         statuses = sorted(conn.execute(select(TM.c.status).where(TM.c.instance_id == ids[0])).scalars())
     assert per_case == 1
     assert statuses == ["cancelled", "fired"]
+
+
+def test_plain_timers_are_fired_set_based_without_falling_back_to_one_by_one(db, caplog):
+    rt, ids = _cases(db, 5)
+    calls = []
+    one_by_one = rt._fire_timer
+    rt._fire_timer = lambda conn, t, now: calls.append(t.id) or one_by_one(conn, t, now)
+    with caplog.at_level("INFO", logger="partnerflow.runtime"):
+        result = rt.sweep(limit=100, now=START + timedelta(days=3, seconds=1))
+    assert result.fired == 5
+    assert calls == [], "plain timers went through the one-by-one path"
+    assert not [r for r in caplog.records if "fell back" in r.getMessage()]
