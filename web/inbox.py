@@ -23,7 +23,7 @@ def index():
     now = rt.now()  # one clock read (a query with the simulated clock) for the tasks and the page header
     page = services.inbox(rt, g.actor, query, now)
     partners = services.is_operator(g.actor)  # operators may filter by partner code
-    return render_template("inbox/index.html", page=page, query=query, workflows=services.workflow_summaries(rt),
+    return render_template("inbox/index.html", page=page, query=query, workflows=services.workflow_choices(rt),
                            partners=partners, due_filters=services.DUE_FILTERS, back=_here(), clock_now=now,
                            rows=task_rows(page["items"], ADMIN in g.actor.roles))
 

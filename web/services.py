@@ -801,6 +801,11 @@ def set_delegates(rt, actor: Actor, login: str, values: dict) -> dict:
         return _user_out({**user, "data": data}, codes)
 
 
+def workflow_choices(rt) -> list[dict]:
+    """Name and title of every lifecycle, for a filter's options (the summaries also list states and roles)."""
+    return [{"name": wf.name, "title": wf.title} for wf in rt.registry]
+
+
 def workflow_summaries(rt) -> list[dict]:
     return [{"name": wf.name, "title": wf.title, "faq": wf.faq, "description": wf.description,
              "initial": wf.initial, "states": wf.state_names, "final": list(wf.final),
