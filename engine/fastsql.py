@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
+_MISSING = object()
 
 
 class _Prepared:
@@ -88,11 +89,24 @@ class Fast:
                 params[name] = process(params[name])
         return params
 
+    @staticmethod
+    def _convert_many(prepared: _Prepared, rows: list) -> list[dict]:
+        out = [dict(r) for r in rows]
+        for name, process in prepared.binds:
+            seen, done = _MISSING, None  # a batch shares values ("now"): convert each object once
+            for r in out:
+                if name in r:
+                    value = r[name]
+                    if value is not seen:
+                        seen, done = value, process(value)
+                    r[name] = done
+        return out
+
     def _run(self, conn: Connection, params, many: bool):
         dialect = conn.dialect
         prepared = self._prepare(dialect)
         if many:
-            converted = [self._convert(prepared, p) for p in params]
+            converted = self._convert_many(prepared, params)
         else:
             converted = self._convert(prepared, params)
         raw = conn.connection.driver_connection
