@@ -1,16 +1,26 @@
 """The outbox dispatcher: delivers queued emails over one reused SMTP connection per batch.
 
-A batch is claimed in one short transaction: due ``queued`` rows become
-``sending`` under this worker's name with a lease (``FOR UPDATE SKIP
-LOCKED`` on PostgreSQL, so several workers take different rows; SQLite
-serialises the claim). Each message is then rendered and sent on one
-aiosmtplib connection (STARTTLS and login when configured) and its outcome
-committed at once, so a row is never sent twice by the dispatcher itself: a
-sent row is never claimed again, and a worker that has held its batch for
-half its lease renews the lease (dropping rows it no longer owns) before the
-next send. Only a worker that dies between the server's acceptance and the
-commit leaves a row to be claimed again when its lease ends; the resend then
-carries the same Message-ID, which every attempt shares.
+A batch is claimed in one short transaction (one UPDATE ... RETURNING): due
+``queued`` rows become ``sending`` under this worker's name with a lease
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers take
+different rows; SQLite serialises the claim). The batch's digest
+preferences are read in one query and each template is looked up once
+(`TemplateCache`). The messages are then sent one by one on one aiosmtplib
+connection (STARTTLS and login when configured); each is rendered while the
+server takes in the one before it. Outcomes are written in groups (one
+executemany per kind and one for the delivery log, every 50 messages or
+half a second, before a lease renewal and at the end of the batch).
+
+A row is never sent twice by the dispatcher itself: a sent row stays
+``sending`` under this worker's lease until its outcome is written, and a
+worker that has held its batch for half its lease writes what it has and
+renews the lease (dropping rows it no longer owns) before the next send.
+Only a worker that dies between the server's acceptance and the write of
+the outcome leaves rows to be claimed again when its lease ends; the resend
+then carries the same Message-ID, which every attempt shares.
+
+The server is not asked for PIPELINING: commands go one at a time (MAIL,
+RCPT, DATA, content), each waiting for its reply.
 
 Outcomes:
 
@@ -63,7 +73,7 @@ from engine.settings import setting
 
 from .models import OutboxAttempt
 from .outbox import log_attempt
-from .render import RenderError, TemplateCache, check_address, default_sender, envelope_address, serialize_email
+from .render import RenderError, TemplateCache, check_address, default_sender, envelope_address, is_plain_address, serialize_email
 
 log = logging.getLogger("partnerflow.mail")
 
@@ -599,6 +609,8 @@ def _data_bytes(raw: bytes) -> bytes:
 @lru_cache(maxsize=4096)
 def _quoted(address: str) -> bytes:
     """``<address>`` for MAIL FROM / RCPT TO; ValueError for an address aiosmtplib would not send."""
+    if is_plain_address(address):  # what quote_address gives for it, without parsing
+        return b"<" + address.encode("ascii") + b">"
     return quote_address(address).encode("ascii")
 
 

@@ -1,7 +1,9 @@
 """Emails delivered to a real SMTP server (aiosmtpd on 127.0.0.1), parsed back with the `email` package."""
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 import threading
 from datetime import timedelta
 
@@ -370,3 +372,107 @@ def test_heartbeat_hook_delivers_through_the_configured_server(runtime, people, 
     runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
     assert heartbeat_hook(runtime).sent == 2
     assert len(smtp_server.received) == 2
+
+
+# ------------------------------------------------------------------ wire format and grouped outcome writes
+def test_lines_starting_with_a_dot_arrive_intact(runtime, people, smtp_server):
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    runtime.fire(case["id"], "reject", people["bob"], comment="first\n.\n.second\n..third")
+    dispatcher(runtime).dispatch()
+    got = [m for m in smtp_server.to("acme-admin@example.com") if "rejected" in m.message["Subject"]][0]
+    assert b"\r\n..second\r\n" not in got.raw  # the server removed the doubled dots again
+    assert "first\n.\n.second\n..third" in got.text().replace("\r\n", "\n")
+
+
+def test_chinese_parts_go_in_base64_english_in_quoted_printable_both_decode_to_the_rendered_text(runtime, people,
+                                                                                                 smtp_server):
+    from notifications.render import render_message
+
+    set_locale(runtime.db, "acme-admin", "zh")
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    runtime.fire(case["id"], "approve", people["alice"], comment="预算充足")
+    dispatcher(runtime).dispatch()
+    for address, encoding in [("acme-admin@example.com", "base64"), ("contact@acme.example", "quoted-printable")]:
+        got = smtp_server.to(address)[0]
+        assert [p["Content-Transfer-Encoding"] for p in got.message.iter_parts()] == [encoding, encoding]
+        rendered = render_message(rows(runtime.db, recipient=address, template="exam_voucher/approved")[0])
+        assert got.text().replace("\r\n", "\n") == rendered.text
+        assert got.html().replace("\r\n", "\n") == rendered.html
+    zh = smtp_server.to("acme-admin@example.com")[0]
+    assert len(zh.raw) < 1.5 * len(smtp_server.to("contact@acme.example")[0].raw)  # not three bytes a byte
+
+
+def test_an_english_email_is_byte_for_byte_what_the_email_packages_generator_writes(runtime, people, smtp_server):
+    from email.charset import BASE64, QP, Charset
+    from email.header import Header
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    from email.policy import compat32
+
+    from notifications.render import render_message
+
+    runtime.start("exam_voucher", {"exam": "Cloud Architect <Professional>", "users": ["acme-dev1"]},
+                  people["acme-admin"])
+    dispatcher(runtime).dispatch()
+    row = rows(runtime.db, recipient="alice@example.com")[0]
+    rendered = render_message(row)
+    utf8 = Charset("utf-8")
+    utf8.header_encoding, utf8.body_encoding = BASE64, QP
+    msg = MIMEMultipart("alternative", boundary="=_pf_" + hashlib.sha256(row.message_id.encode()).hexdigest()[:32])
+    msg["From"] = "partnerflow <partnerflow@localhost>"
+    msg["To"] = row.recipient
+    msg["Subject"] = rendered.subject if rendered.subject.isascii() else Header(rendered.subject, "utf-8")
+    got = smtp_server.to("alice@example.com")[0]
+    msg["Date"] = re.search(rb"\r\nDate: ([^\r]*)\r\n", got.raw).group(1).decode()
+    msg["Message-ID"] = row.message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["Content-Language"] = "en"
+    msg["X-Partnerflow-Template"] = row.template
+    msg["X-Partnerflow-Case"] = str(row.instance_id)
+    msg.attach(MIMEText(rendered.text, "plain", utf8))
+    msg.attach(MIMEText(rendered.html, "html", utf8))
+    assert got.raw == msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
+
+
+def test_a_batch_writes_its_outcomes_in_a_few_transactions_not_one_per_message(runtime, people, smtp_server):
+    from sqlalchemy import event
+
+    for _ in range(10):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    commits = []
+
+    def count(conn):
+        commits.append(1)
+
+    event.listen(runtime.db.engine, "commit", count)
+    try:
+        assert dispatcher(runtime).dispatch().sent == 20
+    finally:
+        event.remove(runtime.db.engine, "commit", count)
+    assert len(smtp_server.received) == 20
+    assert len(commits) <= 4, commits  # claim, digest preferences (read), one write of the outcomes
+    with runtime.db.read() as conn:
+        assert conn.execute(select(OA.c.outcome)).scalars().all() == ["sent"] * 20
+
+
+def test_a_worker_dying_before_its_outcomes_are_written_leaves_them_to_the_lease_same_message_ids(runtime, people,
+                                                                                                   smtp_server):
+    for _ in range(3):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    dying = dispatcher(runtime, worker_id="dying", lease=120)
+
+    def die():
+        raise SystemExit("killed before the outcomes were written")
+
+    dying._flush = die
+    with pytest.raises(SystemExit):
+        dying.dispatch()
+    first = sorted(smtp_server.message_ids())
+    assert len(first) == 6 and {r.status for r in rows(runtime.db)} == {"sending"}
+    other = dispatcher(runtime, worker_id="other")
+    assert other.dispatch().claimed == 0  # the lease holds: nothing is sent twice meanwhile
+    runtime.advance(timedelta(seconds=121))
+    again = other.dispatch()
+    assert again.requeued == 6 and again.sent == 6
+    assert sorted(smtp_server.message_ids()) == sorted(first * 2)  # the resend carries the same Message-IDs
+    assert {r.status for r in rows(runtime.db)} == {"sent"}
