@@ -188,6 +188,11 @@ class Runtime:
         now = self.now()
         with self.db.write() as conn:
             self.fire_in(conn, instance_id, event, actor, payload or {}, expected_version, comment, now)
+            # read back in the same transaction: the view is exactly this change's outcome, for one commit
+            try:
+                return self.view(conn, instance_id, actor)
+            except NotFound:
+                pass  # the change itself stands: the actor just may not see the case any more
         return self.get(instance_id, actor)
 
     # --------------------------------------------------- in-transaction core
