@@ -439,16 +439,21 @@ class Dispatcher:
                         self._all_failed(current, pending, now, classify(exc), result)
                         return
                 row, data = current
-                following = _UNSET
+                following, failure = _UNSET, None
 
                 def meanwhile():
-                    nonlocal following
-                    following = self._next_ready(pending, now, result)
-                    self._flush_if_due()
+                    nonlocal following, failure
+                    try:
+                        following = self._next_ready(pending, now, result)
+                        self._flush_if_due()
+                    except Exception as exc:  # noqa: BLE001 - raised once this message's reply is in
+                        failure = exc
 
                 try:
                     await self._send(smtp, row, data, meanwhile)
                 except Exception as exc:  # noqa: BLE001 - classified below
+                    if failure is not None:  # not the server's doing: the database or the renderer failed
+                        raise failure from exc
                     outcome = classify(exc)
                     self._outcome(row, now, outcome, result)
                     current = self._next_ready(pending, now, result) if following is _UNSET else following
@@ -463,6 +468,8 @@ class Dispatcher:
                     continue
                 self._finish(row.id, now, "sent", code=250, detail="accepted by " + self._server())
                 result.sent += 1
+                if failure is not None:
+                    raise failure
                 current = self._next_ready(pending, now, result) if following is _UNSET else following
         finally:
             await _quit(smtp)

@@ -455,16 +455,19 @@ def test_a_batch_writes_its_outcomes_in_a_few_transactions_not_one_per_message(r
         assert conn.execute(select(OA.c.outcome)).scalars().all() == ["sent"] * 20
 
 
+def failing(exc: BaseException):
+    """A stand-in for a dispatcher step that raises `exc`."""
+    def step():
+        raise exc
+    return step
+
+
 def test_a_worker_dying_before_its_outcomes_are_written_leaves_them_to_the_lease_same_message_ids(runtime, people,
                                                                                                    smtp_server):
     for _ in range(3):
         runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
     dying = dispatcher(runtime, worker_id="dying", lease=120)
-
-    def die():
-        raise SystemExit("killed before the outcomes were written")
-
-    dying._flush = die
+    dying._flush = failing(SystemExit("killed before the outcomes were written"))
     with pytest.raises(SystemExit):
         dying.dispatch()
     first = sorted(smtp_server.message_ids())
@@ -476,3 +479,17 @@ def test_a_worker_dying_before_its_outcomes_are_written_leaves_them_to_the_lease
     assert again.requeued == 6 and again.sent == 6
     assert sorted(smtp_server.message_ids()) == sorted(first * 2)  # the resend carries the same Message-IDs
     assert {r.status for r in rows(runtime.db)} == {"sent"}
+
+
+def test_a_database_failure_between_sends_stops_the_batch_instead_of_counting_as_a_server_reply(runtime, people,
+                                                                                                 smtp_server):
+    for _ in range(3):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    d = dispatcher(runtime, worker_id="w", lease=120)
+    d._flush_if_due = failing(RuntimeError("database unreachable"))  # fails while the server reads the first message
+    with pytest.raises(RuntimeError, match="database unreachable"):
+        d.dispatch()
+    assert len(smtp_server.received) == 1  # the first message went out; nothing more was sent
+    assert [r for r in rows(runtime.db) if r.status == "queued" and r.last_error] == []  # no retry was booked
+    sent = rows(runtime.db, message_id=smtp_server.message_ids()[0])[0]
+    assert sent.status == "sent" and log(runtime.db, sent.id) == [("sent", 250)]  # written at the end of the batch
