@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 DEFAULT_URL = "sqlite:///partnerflow.db"
 #: WAL pages between automatic checkpoints on SQLite (the library's default is 1,000).
@@ -118,7 +120,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        if conn.get_execution_options().get("partnerflow_read"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # straight on the driver: a statement's full dispatch would cost more than BEGIN itself
+        sql = "BEGIN" if conn.get_execution_options().get("partnerflow_read") else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.driver_connection.execute(sql)
+        except sqlite3.Error as exc:  # "database is locked" after the busy timeout: SQLAlchemy's error, as ever
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc

@@ -81,6 +81,10 @@ _UPDATE_INSTANCE_STATE = Fast(
     "UPDATE instances SET state = :state, version = :version, updated_at = :updated_at, "
     "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
     "WHERE id = :_iid AND version = :_old_version", table=I)
+_INSERT_INSTANCE = Fast(
+    "INSERT INTO instances (workflow, state, version, partner_id, business_key, data, is_final, created_by, "
+    "created_at, updated_at, state_entered_at) VALUES (:workflow, :state, 1, :partner_id, :business_key, :data, "
+    ":is_final, :created_by, :now, :now, :now) RETURNING id", table=I, binds={"now": _UTC}, result=(I.c.id,))
 _INSERT_HISTORY = Fast(
     "INSERT INTO history (instance_id, version, at, actor, event, from_state, to_state, comment, payload, timer_id) "
     "VALUES (:instance_id, :version, :at, :actor, :event, :from_state, :to_state, :comment, :payload, :timer_id)",
@@ -174,20 +178,34 @@ class Runtime:
                      delegate_of=frozenset(data.get("delegate_of") or []))
 
     # ------------------------------------------------------------ public API
-    def start(self, workflow: str, data: dict | None, actor: Actor, comment: str | None = None) -> dict:
-        """Start a case of `workflow` with `data` as `actor`; returns the case view."""
+    def start(self, workflow: str, data: dict | None, actor: Actor, comment: str | None = None, *,
+              view: bool = True) -> dict:
+        """Start a case of `workflow` with `data` as `actor`; returns the case view.
+
+        With ``view=False`` only ``{"id", "state", "version"}`` is returned and
+        the case is not read back (bulk loads, integrations that need no view).
+        """
         wf = self.registry.get(workflow)
         now = self.now()
         with self.db.write() as conn:
             iid = self.start_in(conn, wf, data or {}, actor, now, comment)
-        return self.get(iid)
+            if not view:
+                return {"id": iid, "state": str(wf.initial), "version": 1}
+            return self.view(conn, iid)  # read back in the same transaction, for one commit
 
     def fire(self, instance_id: int, event: str, actor: Actor, payload: dict | None = None,
-             expected_version: int | None = None, comment: str | None = None) -> dict:
-        """Fire `event` on case `instance_id` as `actor`; returns the case view after the change."""
+             expected_version: int | None = None, comment: str | None = None, *, view: bool = True) -> dict:
+        """Fire `event` on case `instance_id` as `actor`; returns the case view after the change.
+
+        With ``view=False`` only ``{"id", "state", "version"}`` is returned and
+        the case is not read back.
+        """
         now = self.now()
         with self.db.write() as conn:
-            self.fire_in(conn, instance_id, event, actor, payload or {}, expected_version, comment, now)
+            version, state = self.fire_in(conn, instance_id, event, actor, payload or {}, expected_version,
+                                          comment, now)
+            if not view:
+                return {"id": int(instance_id), "state": state, "version": version}
             # read back in the same transaction: the view is exactly this change's outcome, for one commit
             try:
                 return self.view(conn, instance_id, actor)
@@ -213,14 +231,14 @@ class Runtime:
             cleaned = {**cleaned, **(wf.start_effect(ctx) or {})}
             ctx.data = cleaned
         key = wf.business_key(cleaned) if wf.business_key else None
-        iid = conn.execute(insert(I).values(
-            workflow=wf.name, state=wf.initial, version=1, partner_id=partner["id"] if partner else None,
-            business_key=key, data=cleaned, is_final=wf.is_final(wf.initial), created_by=actor.login,
-            created_at=now, updated_at=now, state_entered_at=now,
-        ).returning(I.c.id)).scalar_one()
+        iid = _INSERT_INSTANCE.first(conn, {
+            "workflow": wf.name, "state": str(wf.initial), "partner_id": partner["id"] if partner else None,
+            "business_key": key, "data": cleaned, "is_final": wf.is_final(wf.initial), "created_by": actor.login,
+            "now": now}).id
         ctx.instance_id, ctx.state = iid, wf.initial
-        conn.execute(insert(H).values(instance_id=iid, version=1, at=now, actor=actor.login, event="start",
-                                      from_state=None, to_state=wf.initial, comment=comment, payload={}))
+        _INSERT_HISTORY.execute(conn, {"instance_id": iid, "version": 1, "at": now, "actor": actor.login,
+                                       "event": "start", "from_state": None, "to_state": wf.initial,
+                                       "comment": comment, "payload": {}, "timer_id": None})
         self._enter(conn, wf, ctx, wf.initial, 1)
         self._notify(conn, wf, ctx, wf.notifications_on_enter(wf.initial))
         self._followups(conn, ctx, now)
