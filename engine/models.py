@@ -175,7 +175,7 @@ class Timer(Base):
 
     __tablename__ = "timers"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
     name: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(64))
@@ -192,7 +192,9 @@ class Timer(Base):
     fired_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_timers_status_due", "status", "due_at"),
+        # A case's timers are found through this constraint's index (instance_id first); due and claimed
+        # timers through the partial indexes of migration 0701. No other index: each one is written at
+        # every arm, claim, fire and cancel.
         UniqueConstraint("instance_id", "armed_version", "name"),
     )
 
@@ -202,7 +204,7 @@ class Task(Base):
 
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
     workflow: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[int | None] = mapped_column(Id)
     state: Mapped[str] = mapped_column(String(64))

@@ -90,11 +90,11 @@ def test_expired_leases_are_found_through_the_claimed_index(loaded):
 
 @pytest.mark.parametrize("name, params, index", [
     ("_LOAD", {"iid": 7}, "pk_instances|primary key"),
-    ("_CANCEL_OTHER_TIMERS", {"iid": 7, "tid": 7}, "ix_timers_instance_id"),
-    ("_CANCEL_TIMERS", {"iid": 7}, "ix_timers_instance_id"),
+    ("_CANCEL_OTHER_TIMERS", {"iid": 7, "tid": 7}, "uq_timers_instance_id|sqlite_autoindex_timers"),
+    ("_CANCEL_TIMERS", {"iid": 7}, "uq_timers_instance_id|sqlite_autoindex_timers"),
     ("_CLOSE_TASKS", {"iid": 7, "now": T0, "by": "system"}, "ix_tasks_instance_status"),
     ("_VIEW_HISTORY", {"iid": 7}, "uq_history_instance_id_version|sqlite_autoindex_history"),
-    ("_VIEW_TIMERS", {"iid": 7}, "ix_timers_instance_id"),
+    ("_VIEW_TIMERS", {"iid": 7}, "uq_timers_instance_id|sqlite_autoindex_timers"),
     ("_VIEW_TASKS", {"iid": 7}, "ix_tasks_instance_status"),
     ("_TIMER_FIRED", {"tid": 7, "worker": "w", "now": T0}, "pk_timers|primary key"),
 ])
