@@ -106,7 +106,7 @@ class _Workers:
         self.generation += 1
         wid = f"rel-worker-{self.generation}"
         argv = [self.url, wid, *self.opts, "--seed", str(self.rng.randrange(1 << 30)),
-                "--log", str(self.logdir / f"{wid}.log")]
+                "--log", str(self.logdir / f"{wid}.log"), "--parent", str(os.getpid())]
         proc = self.ctx.Process(target=getattr(worker, self.target), args=(argv,), name=wid, daemon=True)
         proc.start()
         self.procs[wid] = proc
@@ -133,22 +133,31 @@ class _Workers:
                 p.join()
 
 
-def _claims_of(db: Database, wid: str) -> list[tuple[int, datetime]]:
-    with db.read() as conn:
-        return [(r.id, r.lease_until) for r in conn.execute(
-            select(T.c.id, T.c.lease_until).where(T.c.claimed_by == wid, T.c.status == "claimed"))]
-
-
-def _pending(db: Database) -> tuple[int, int]:
-    """(pending, claimed) timers; while the database is unreachable, waits for it (outage tests restart it)."""
+def _retrying(fn):
+    """`fn()`, again while the database is unreachable (an outage test restarts PostgreSQL, cutting every connection)."""
     for _ in range(300):
         try:
-            with db.read() as conn:
-                rows = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
-            return rows.get("pending", 0), rows.get("claimed", 0)
+            return fn()
         except DBAPIError:
             time.sleep(0.1)
     raise AssertionError("the database stayed unreachable for 30 s")
+
+
+def _claims_of(db: Database, wid: str) -> list[tuple[int, datetime]]:
+    def read():
+        with db.read() as conn:
+            return [(r.id, r.lease_until) for r in conn.execute(
+                select(T.c.id, T.c.lease_until).where(T.c.claimed_by == wid, T.c.status == "claimed"))]
+    return _retrying(read)
+
+
+def _pending(db: Database) -> tuple[int, int]:
+    """(pending, claimed) timers; while the database is unreachable, waits for it."""
+    def read():
+        with db.read() as conn:
+            rows = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
+        return rows.get("pending", 0), rows.get("claimed", 0)
+    return _retrying(read)
 
 
 def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: float = 2.0, interval: float = 0.1,
@@ -199,6 +208,11 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
             pending, claimed = _pending(db)
             if pending == 0 and claimed == 0 and report.kills >= min_kills:
                 break
+            if pending + claimed < limit * workers and report.kills < min_kills:
+                # the work runs out before the kills do: give the workers more timers to die over (checked on
+                # every beat, not only after a kill: a worker born after the last claim is never killed)
+                _retrying(lambda: seed_deadlines(db, top_up, datetime.now(UTC), timedelta(seconds=30)))
+                total_cases += top_up
             grown = [w for w in sorted(pool.procs) if now - pool.born[w] >= kill_every and pool.working(w)]
             if report.kills < min_kills and now - last_kill >= kill_every and grown:
                 wid = rng.choice(grown)
@@ -212,24 +226,24 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
                 for tid, until in _claims_of(db, wid):
                     last_claims[tid] = until
                 pool.spawn()
-                if pending + claimed < limit * workers and report.kills < min_kills:
-                    # the work ran out before the kills did: give the workers more timers to die over
-                    seed_deadlines(db, top_up, datetime.now(UTC), timedelta(seconds=30))
-                    total_cases += top_up
             time.sleep(0.02)
     finally:
         pool.stop()
     report.seconds = round(time.monotonic() - began, 1)
     report.cases = total_cases
-    with db.read() as conn:
-        report.timers = conn.execute(select(func.count()).select_from(T)).scalar_one()
-        statuses = dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all())
-        per_timer = dict(conn.execute(select(H.c.timer_id, func.count()).where(H.c.timer_id.is_not(None))
-                                      .group_by(H.c.timer_id)).all())
-        expiries = dict(conn.execute(select(H.c.instance_id, func.count()).where(H.c.event == "expire")
-                                     .group_by(H.c.instance_id)).all())
-        fired_at = dict(conn.execute(select(T.c.id, T.c.fired_at)).all())
-        outbox = conn.execute(select(OB.c.instance_id, func.count()).group_by(OB.c.instance_id)).all()
+
+    def tables():
+        with db.read() as conn:
+            return (conn.execute(select(func.count()).select_from(T)).scalar_one(),
+                    dict(conn.execute(select(T.c.status, func.count()).group_by(T.c.status)).all()),
+                    dict(conn.execute(select(H.c.timer_id, func.count()).where(H.c.timer_id.is_not(None))
+                                      .group_by(H.c.timer_id)).all()),
+                    dict(conn.execute(select(H.c.instance_id, func.count()).where(H.c.event == "expire")
+                                      .group_by(H.c.instance_id)).all()),
+                    dict(conn.execute(select(T.c.id, T.c.fired_at)).all()),
+                    conn.execute(select(OB.c.instance_id, func.count()).group_by(OB.c.instance_id)).all())
+
+    report.timers, statuses, per_timer, expiries, fired_at, outbox = _retrying(tables)
     report.fired_once = sum(1 for c in per_timer.values() if c == 1)
     report.fired_twice = sum(1 for c in per_timer.values() if c > 1) + sum(1 for c in expiries.values() if c > 1)
     report.lost = report.timers - len(per_timer) + statuses.get("failed", 0)
@@ -246,7 +260,11 @@ def run_crash(url: str, *, workers: int, cases: int, min_kills: int, lease: floa
 @dataclass
 class MailReport:
     workers: int
+    #: every outbox row at the end: the first queue plus the top-ups
     emails: int = 0
+    emails_queued_first: int = 0
+    #: deadline cases (two emails each) added while the kills were not done and the outbox ran low
+    topped_up_cases: int = 0
     kills: int = 0
     kills_after_accept: int = 0
     delivered: int = 0
@@ -270,13 +288,23 @@ def queue_emails(db: Database, cases: int) -> int:
         return conn.execute(select(func.count()).select_from(OB).where(OB.c.status == "queued")).scalar_one()
 
 
+def _open_emails(db: Database) -> int:
+    def read():
+        with db.read() as conn:
+            return conn.execute(select(func.count()).select_from(OB).where(
+                OB.c.status.in_(("queued", "sending")))).scalar_one()
+    return _retrying(read)
+
+
 def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, lease: float = 5.0, batch: int = 5,
                    kill_every: float = 0.3, die: str = "after_accept=0.01", timeout: float = 120.0,
-                   seed: int = 0) -> MailReport:
+                   seed: int = 0, top_up: int = 20) -> MailReport:
     """Kill dispatcher processes at random (and right after the server accepted a message) until all is sent.
 
     `smtp` is a running `tests.smtp.SmtpServer`; what it received is compared
-    with the outbox afterwards.
+    with the outbox afterwards. When the outbox runs low before `min_kills`
+    kills, `top_up` more deadline cases queue their emails (a dispatcher
+    with nothing to claim is never killed, so the kills would stop there).
     """
     from notifications.models import OutboxAttempt
 
@@ -284,7 +312,7 @@ def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, 
     rng = random.Random(seed)
     db = Database(url)
     report = MailReport(workers=workers)
-    report.emails = queue_emails(db, cases)
+    report.emails_queued_first = queue_emails(db, cases)
     logdir = Path(tempfile.mkdtemp(prefix="pf-rel-mail-"))
     opts = ["--smtp-port", str(smtp.port), "--lease", str(lease), "--batch", str(batch), "--die", die]
     pool = _Workers(url, workers, opts, logdir, rng, target="mail_main")
@@ -293,9 +321,11 @@ def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, 
         while True:
             now = time.monotonic()
             if now - began > timeout:
-                with db.read() as conn:
-                    open_rows = dict(conn.execute(select(OB.c.status, func.count()).group_by(OB.c.status)).all())
-                raise AssertionError(f"outbox not drained after {timeout:.0f} s: {open_rows}; logs in {logdir}")
+                def statuses():
+                    with db.read() as conn:
+                        return dict(conn.execute(select(OB.c.status, func.count()).group_by(OB.c.status)).all())
+                raise AssertionError(f"outbox not drained after {timeout:.0f} s: {_retrying(statuses)}; "
+                                     f"{report.kills} kills; logs in {logdir}")
             for wid, p in list(pool.procs.items()):
                 if p.exitcode is None:
                     continue
@@ -315,18 +345,25 @@ def run_mail_crash(url: str, smtp, *, workers: int, cases: int, min_kills: int, 
                 last_kill = now
                 report.kills += 1
                 pool.spawn()
-            with db.read() as conn:
-                open_rows = conn.execute(select(func.count()).select_from(OB).where(
-                    OB.c.status.in_(("queued", "sending")))).scalar_one()
+            open_rows = _open_emails(db)
             if open_rows == 0 and report.kills >= min_kills:
                 break
+            if open_rows < 2 * batch * workers and report.kills < min_kills:
+                _retrying(lambda: queue_emails(db, top_up))
+                report.topped_up_cases += top_up
             time.sleep(0.02)
     finally:
         pool.stop()
     report.seconds = round(time.monotonic() - began, 1)
-    with db.read() as conn:
-        rows = {r.message_id: r for r in conn.execute(select(OB.c.id, OB.c.message_id, OB.c.recipient, OB.c.status))}
-        requeued = {r.outbox_id for r in conn.execute(select(OA.c.outbox_id).where(OA.c.outcome == "requeued"))}
+
+    def tables():
+        with db.read() as conn:
+            return ({r.message_id: r for r in conn.execute(select(OB.c.id, OB.c.message_id, OB.c.recipient,
+                                                                  OB.c.status))},
+                    {r.outbox_id for r in conn.execute(select(OA.c.outbox_id).where(OA.c.outcome == "requeued"))},
+                    conn.execute(select(func.count()).select_from(OB)).scalar_one())
+
+    rows, requeued, report.emails = _retrying(tables)
     received: dict[str, int] = {}
     for item in list(smtp.received):
         mid = item.message_id

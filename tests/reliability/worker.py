@@ -15,6 +15,8 @@ itself with SIGKILL at chosen points of a sweep, as ``kill -9`` would:
 ``--pause-ms`` holds each firing transaction open that long after each
 history row, so kills from outside land inside transactions too.
 Each sweep writes one JSON line (what it claimed and fired) to stdout or `--log`.
+With ``--parent PID`` the loop ends when that process (the harness) is gone,
+so a harness killed from outside leaves no worker sweeping behind it.
 """
 from __future__ import annotations
 
@@ -96,6 +98,19 @@ def install_hooks(rt: Runtime, die: dict[str, float], pause: float, rng: random.
             maybe_die("after_claim")
 
 
+def orphaned(parent: int | None) -> bool:
+    """Has the harness that started this worker gone away?"""
+    if not parent:
+        return False
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.reliability.worker")
     ap.add_argument("url")
@@ -108,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pause-ms", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--log", default=None, help="write the JSON lines here instead of stdout")
+    ap.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     args = ap.parse_args(argv)
     out = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else sys.stdout
 
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     install_hooks(rt, parse_die(args.die), args.pause_ms / 1000.0, rng)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     say({"ready": args.worker_id})
-    while True:
+    while not orphaned(args.parent):
         try:
             result = rt.sweep(limit=args.limit)
         except Exception as exc:  # noqa: BLE001 - database down: try again on the next beat
@@ -132,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             say({"claimed": result.claimed, "fired": result.fired, "recovered": result.recovered,
                  "duplicates": result.duplicates, "failed": result.failed})
         time.sleep(args.interval)
+    return 0
 
 
 def mail_main(argv: list[str] | None = None) -> int:
@@ -153,6 +170,7 @@ def mail_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--die", default="")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--log", default=None)
+    ap.add_argument("--parent", type=int, default=None)
     args = ap.parse_args(argv)
     out = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else sys.stdout
     rng = random.Random(args.seed)
@@ -174,7 +192,7 @@ def mail_main(argv: list[str] | None = None) -> int:
     dispatcher._finish = finish_or_die
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     out.write(json.dumps({"ready": args.worker_id}) + "\n")
-    while True:
+    while not orphaned(args.parent):
         try:
             result = dispatcher.dispatch(max_batches=1)
             if result.claimed or result.requeued:
@@ -182,6 +200,7 @@ def mail_main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - database down: try again on the next beat
             out.write(json.dumps({"error": f"{type(exc).__name__}: {str(exc)[:200]}"}) + "\n")
         time.sleep(args.interval)
+    return 0
 
 
 if __name__ == "__main__":
