@@ -30,7 +30,7 @@ RATIO_TARGETS = {
 }
 
 OTHER_MODULES = {  # metric name -> (module, target, op, unit)
-    "inbox_p95_ms": ("benchmarks.inbox", 200, "<=", "ms"),
+    "inbox_p95_ms": ("benchmarks.inbox", 25, "<=", "ms"),
     "emails_per_s": ("benchmarks.emails", None, ">=", "emails/s"),
 }
 
@@ -227,11 +227,13 @@ def _adapt(name: str, out: dict, target, op: str, unit: str, source: str) -> Met
     if isinstance(value, dict):
         value, unit = value.get("value"), value.get("unit", unit)
     if value is None and name == "inbox_p95_ms" and isinstance(out.get("pages"), dict):
-        pages = out["pages"]  # the inbox report: p95 of the first page and of a deep page
-        worst = [pages[k]["p95_ms"] for k in ("first", "deep") if k in pages and "p95_ms" in pages[k]]
-        value = max(worst) if worst else None
+        pages = out["pages"]  # the inbox report: the worst p95 over every page kind it measured
+        value = out.get("worst_p95_ms")
+        if value is None:
+            worst = [v["p95_ms"] for v in pages.values() if isinstance(v, dict) and "p95_ms" in v]
+            value = max(worst) if worst else None
         target = out.get("target_p95_ms", target)
-        note = f"{note}; worst p95 of first and deep pages, " + ", ".join(
+        note = f"{note}; worst p95 over every page kind, " + ", ".join(
             f"{k} {v.get('p95_ms')}" for k, v in pages.items() if isinstance(v, dict))
     if name == "emails_per_s":
         target = out.get("target_emails_per_s", target)
