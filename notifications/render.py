@@ -449,6 +449,7 @@ _PLAIN_HEADER = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _PART_HEAD = 'Content-Type: {}; charset="utf-8"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: {}\r\n\r\n'
 _QP_UNSAFE_ASCII = re.compile(r"[^\t\n\r -~]")
+_QP_TO_WRAP = re.compile(r"[^\r\n]{77}|[ \t](?:\r\n|\r|\n|\Z)")
 
 
 def _fold(name: str, value) -> str:
@@ -476,7 +477,10 @@ def _qp(text: str) -> str:
     its cost) done by one replace when the text is printable ASCII.
     """
     if text.isascii() and not _QP_UNSAFE_ASCII.search(text):
-        encoded = _qp_lines(text.replace("=", "=3D")) if text else text
+        mapped = text.replace("=", "=3D")
+        if not _QP_TO_WRAP.search(mapped):  # no line to wrap, no whitespace to quote: the lines stay as they are
+            return _NEWLINES.sub("\r\n", mapped)
+        encoded = _qp_lines(mapped)
     else:
         encoded = quoprimime.body_encode(text.encode("utf-8").decode("latin-1"))
     return "\r\n".join(_NEWLINES.split(encoded))
