@@ -2,7 +2,8 @@
 
 ``emails_per_s`` (target >= 500/s) is the product path end to end: queued
 outbox rows (exam-voucher emails, English and Chinese alternately) in a
-fresh, migrated SQLite file are claimed in batches under a lease (the
+fresh, migrated SQLite file (``--database postgres``: a fresh PostgreSQL
+database, made as the other benchmarks make theirs) are claimed in batches under a lease (the
 default batch of 100), rendered (Jinja2, text and HTML), serialised, sent
 over one aiosmtplib connection per batch, and marked sent with their
 delivery-log entries. The clock runs from the first claim to the last
@@ -35,7 +36,6 @@ import multiprocessing as mp
 import os
 import socket
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -152,8 +152,15 @@ def _row(i: int, now: datetime) -> dict:
 
 
 # ------------------------------------------------------------------ rounds
-def _dispatcher_round(server: _Server, n: int, now: datetime, batch: int) -> dict:
-    """n queued rows in a fresh SQLite file, delivered by one Dispatcher; counted by the server."""
+def _dispatcher_round(server: _Server, n: int, now: datetime, batch: int, database: str) -> dict:
+    """n queued rows in a fresh database, delivered by one Dispatcher; counted by the server."""
+    from .common import fresh_database
+
+    with fresh_database(database, "mail") as url:
+        return _dispatch_into(server, url, n, now, batch)
+
+
+def _dispatch_into(server: _Server, url: str, n: int, now: datetime, batch: int) -> dict:
     from sqlalchemy import insert, select
 
     from engine.clock import ManualClock
@@ -163,8 +170,7 @@ def _dispatcher_round(server: _Server, n: int, now: datetime, batch: int) -> dic
     from engine.runtime import Runtime
     from notifications.dispatcher import Dispatcher, SmtpSettings
 
-    folder = tempfile.mkdtemp(prefix="pf-bench-mail-")
-    db = Database(f"sqlite:///{os.path.join(folder, 'bench.db')}")
+    db = Database(url)
     table = Outbox.__table__
     try:
         upgrade(db)
@@ -203,7 +209,8 @@ async def _send_all(port: int, messages: list[tuple[str, bytes]]) -> float:
     return elapsed
 
 
-def run(quick: bool = False, rounds: int | None = None, messages: int | None = None, batch: int = 100) -> dict:
+def run(quick: bool = False, rounds: int | None = None, messages: int | None = None, batch: int = 100,
+        database: str = "sqlite") -> dict:
     """Measure; returns the figures (median over rounds) and the counts behind them."""
     from notifications.render import TemplateCache, serialize_email
 
@@ -223,7 +230,7 @@ def run(quick: bool = False, rounds: int | None = None, messages: int | None = N
         send_s = asyncio.run(_send_all(server.port, prepared))
         raw = server.collect()
         # primary: the dispatcher end to end
-        measured = [_dispatcher_round(server, n, now, batch) for _ in range(rounds)]
+        measured = [_dispatcher_round(server, n, now, batch, database) for _ in range(rounds)]
     finally:
         server.stop()
     best = sorted(measured, key=lambda m: m["emails_per_s"])[len(measured) // 2]  # the median round
@@ -234,10 +241,11 @@ def run(quick: bool = False, rounds: int | None = None, messages: int | None = N
         "emails_per_s": round(rate, 1),
         "target_emails_per_s": TARGET,
         "met": bool(rate >= TARGET and honest),
-        "note": (f"dispatcher end to end (claim, render, send, mark sent; SQLite), median of {rounds}; "
+        "note": (f"dispatcher end to end (claim, render, send, mark sent; {database}), median of {rounds}; "
                  f"SMTP only {round(raw['count'] / send_s, 1) if send_s else None}/s"),
         "messages_per_round": n,
         "batch_size": batch,
+        "database": database,
         "rounds_emails_per_s": [round(m["emails_per_s"], 1) for m in measured],
         "all_delivered_once": honest,
         "median_round": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in best.items()},
@@ -258,8 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="dispatcher rounds; the median is reported (3)")
     ap.add_argument("--messages", type=int, default=None, help="messages per round")
     ap.add_argument("--batch", type=int, default=100, help="dispatcher batch size (PARTNERFLOW_SMTP_BATCH default)")
+    ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                    help="where the outbox lives: a fresh SQLite file, or a fresh PostgreSQL database "
+                         "(PARTNERFLOW_BENCH_PG_URL, as the other benchmarks)")
     args = ap.parse_args(argv)
-    print(json.dumps(run(quick=args.quick, rounds=args.rounds, messages=args.messages, batch=args.batch), indent=2))
+    print(json.dumps(run(quick=args.quick, rounds=args.rounds, messages=args.messages, batch=args.batch,
+                         database=args.database), indent=2))
     return 0
 
 
