@@ -300,6 +300,9 @@ def lines(s: dict, out: dict) -> list[str]:
         elif label == "fuzz":
             per_run.append(f"  {label:<16} {r['cases']} requests ({r['examples_per_operation']} examples per "
                            f"operation), 5xx {r['server_errors']}, pytest exit code {r['pytest_exit_code']}; {took}")
+            for req in r.get("server_error_requests", [])[:5]:
+                asked = {k: v for k, v in req.items() if k not in ("status", "method", "path") and v not in (None, {})}
+                per_run.append(f"    {req['status']} on {req['method']} {req['path']} {asked}")
     if per_run:
         rows += ["per run:", *per_run]
     for label, problem in out["problems"].items():

@@ -21,4 +21,5 @@ def run_fuzz(examples: int = 200) -> dict:
     from tests.reliability.test_bad_input import FUZZ_STATS
 
     return {"examples_per_operation": examples, "cases": FUZZ_STATS["cases"],
-            "server_errors": FUZZ_STATS["server_errors"], "pytest_exit_code": int(code)}
+            "server_errors": FUZZ_STATS["server_errors"], "server_error_requests": FUZZ_STATS["server_error_requests"],
+            "pytest_exit_code": int(code)}

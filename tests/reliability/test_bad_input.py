@@ -24,8 +24,17 @@ from tests.web.conftest import start_probe
 from web.services import create_token
 
 EXAMPLES = int(os.environ.get("PARTNERFLOW_FUZZ_EXAMPLES", "5"))
-#: Requests sent and 5xx answers seen in this process (read by `python -m benchmarks chaos`).
-FUZZ_STATS = {"cases": 0, "server_errors": 0}
+#: Requests sent and 5xx answers seen in this process, and what the first 5xx answers were asked (read by
+#: `python -m benchmarks chaos`).
+FUZZ_STATS = {"cases": 0, "server_errors": 0, "server_error_requests": []}
+
+
+def _count(status: int, request: dict) -> None:
+    FUZZ_STATS["cases"] += 1
+    if status >= 500:
+        FUZZ_STATS["server_errors"] += 1
+        if len(FUZZ_STATS["server_error_requests"]) < 20:
+            FUZZ_STATS["server_error_requests"].append({"status": status, **request})
 
 
 def assert_refusal_names_problem(resp) -> None:
@@ -58,8 +67,8 @@ fuzz = schemathesis.pytest.from_fixture("fuzz_schema")
 def test_fuzzed_api_requests_answer_4xx_naming_the_problem_and_save_nothing(case, fuzz_schema):
     before = counts(fuzz_schema.rt.db)
     response = case.call(headers={"Authorization": f"Bearer {fuzz_schema.token}"})
-    FUZZ_STATS["cases"] += 1
-    FUZZ_STATS["server_errors"] += response.status_code >= 500
+    _count(response.status_code, {"method": case.method, "path": case.path, "path_parameters": case.path_parameters,
+                                  "query": case.query, "body": repr(case.body)[:300]})
     case.validate_response(response, checks=(not_a_server_error,))
     if response.status_code >= 400:
         assert response.headers["content-type"][0].startswith("application/problem+json"), response.text
@@ -139,8 +148,7 @@ def test_every_html_form_survives_junk(app, rt, users, browser, form, target):
     b = ctx["browsers"][who]
     before = counts(rt.db)
     resp = b.post(url, data=form)
-    FUZZ_STATS["cases"] += 1
-    FUZZ_STATS["server_errors"] += resp.status_code >= 500
+    _count(resp.status_code, {"method": "POST", "path": url, "form": form})
     assert resp.status_code < 500, (url, form, resp.status_code)
     if resp.status_code >= 400:
         page = resp.get_data(as_text=True)
