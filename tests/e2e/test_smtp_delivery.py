@@ -493,3 +493,30 @@ def test_a_database_failure_between_sends_stops_the_batch_instead_of_counting_as
     assert [r for r in rows(runtime.db) if r.status == "queued" and r.last_error] == []  # no retry was booked
     sent = rows(runtime.db, message_id=smtp_server.message_ids()[0])[0]
     assert sent.status == "sent" and log(runtime.db, sent.id) == [("sent", 250)]  # written at the end of the batch
+
+
+def test_a_batch_held_past_half_its_lease_writes_its_outcomes_and_renews_before_each_send(runtime, people,
+                                                                                          smtp_server):
+    from sqlalchemy import event
+
+    for _ in range(3):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE outbox SET lease_until="):  # the renewal sets nothing else
+            statements.append("renew")
+        elif statement.startswith(("UPDATE", "INSERT")):
+            statements.append("write")
+
+    event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        result = dispatcher(runtime, lease=1e-6).dispatch()  # half the lease is over before every send
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    assert (result.sent, result.lost) == (6, 0)
+    assert len(smtp_server.message_ids()) == len(set(smtp_server.message_ids())) == 6
+    # the claim; before each send a renewal, after the first one preceded by the write of the last outcome and its log
+    assert statements.count("renew") == 6, statements
+    assert "".join(s[0] for s in statements) == "wr" + "wwr" * 5 + "ww", statements
+    assert {r.status for r in rows(runtime.db)} == {"sent"}
