@@ -144,6 +144,8 @@ class Fast:
         params = list(params)
         if not params:
             return 0
+        if len(params) == 1:  # psycopg's executemany enters pipeline mode: several round trips for one row
+            return self.execute(conn, params[0])
         _, cursor = self._run(conn, params, True)
         count = cursor.rowcount
         cursor.close()
