@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, cast, select
 
 from .models import User
 from .roles import PARTNER_ROLES
@@ -77,7 +77,8 @@ def resolve(conn: Connection, specs, *, partner: dict | None, data: dict, actor,
                 for extra in ((partner.get("data") or {}).get("recipients") or {}).get(category, []):
                     add_address(extra)
         elif kind == "role":
-            query = select(U).where(U.c.active.is_(True))
+            # roles are a JSON list: narrow in the database by its text, decide exactly below
+            query = select(U).where(U.c.active.is_(True), cast(U.c.roles, String).like(f'%"{arg}"%'))
             if arg in PARTNER_ROLES:
                 if not partner:
                     continue
