@@ -123,3 +123,24 @@ class LockHeld(Conflict):
         self.key = key
         self.until = until
         super().__init__(message or f"{key} is locked until {until.isoformat()}")
+
+
+#: The largest id a 64-bit integer column holds (PostgreSQL BIGINT, SQLite INTEGER).
+MAX_ID = 2**63 - 1
+
+
+def whole_number(field: str, raw, what: str = "a whole number", *, low: int = -MAX_ID - 1,
+                 high: int = MAX_ID) -> int:
+    """`raw` (text or int) as an int between `low` and `high`, or a `ValidationError` naming `field`.
+
+    Ids and cursors go to 64-bit columns: a bigger number would fail inside the database driver.
+    """
+    if isinstance(raw, bool):
+        raise ValidationError(field, f"{raw!r} is not {what}")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationError(field, f"{raw!r} is not {what}") from None
+    if not low <= value <= high:
+        raise ValidationError(field, f"{value} is out of range ({low} to {high})")
+    return value

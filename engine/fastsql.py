@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy.exc import DBAPIError
@@ -132,12 +133,14 @@ class Fast:
                                       connection_invalidated=invalidated, dialect=dialect) from exc
         return prepared, cursor
 
+    def send(self, conn: Connection, params: Mapping):
+        """Run a statement; return its cursor. Inside `pipeline` on PostgreSQL the answer (``rowcount``)
+        is there only after the block."""
+        return self._run(conn, params, False)[1]
+
     def execute(self, conn: Connection, params: Mapping) -> int:
         """Run a statement that returns no rows; returns the row count."""
-        _, cursor = self._run(conn, params, False)
-        count = cursor.rowcount
-        cursor.close()
-        return count
+        return self._run(conn, params, False)[1].rowcount  # in a pipeline: -1, the answer comes later
 
     def executemany(self, conn: Connection, params: Iterable[Mapping]) -> int:
         """Run the statement once per parameter set; returns the total row count where the driver tells it."""
@@ -146,10 +149,7 @@ class Fast:
             return 0
         if len(params) == 1:  # psycopg's executemany enters pipeline mode: several round trips for one row
             return self.execute(conn, params[0])
-        _, cursor = self._run(conn, params, True)
-        count = cursor.rowcount
-        cursor.close()
-        return count
+        return self._run(conn, params, True)[1].rowcount
 
     def all(self, conn: Connection, params: Mapping) -> list:
         """Run a SELECT; returns its rows as named tuples of converted values."""
@@ -163,3 +163,26 @@ class Fast:
         """The first row of a SELECT, or None."""
         rows = self.all(conn, params)
         return rows[0] if rows else None
+
+
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[bool]:
+    """On PostgreSQL, queue the `Fast` writes run inside (psycopg's pipeline mode): the writes of a
+    transition cost one round trip instead of one each. Only `Fast` statements that read no rows may
+    run inside (SQLAlchemy's own execution reads results at once). Errors surface when the block ends,
+    as SQLAlchemy's `DBAPIError`. Yields whether statements are queued (False on SQLite: nothing changes).
+    """
+    if conn.dialect.name != "postgresql":
+        yield False
+        return
+    raw = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with raw.pipeline():
+            yield True
+    except dbapi_error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, raw, None)
+        if invalidated and not conn.invalidated:
+            conn.invalidate(exc)
+        raise DBAPIError.instance("(pipeline)", None, exc, dbapi_error, connection_invalidated=invalidated,
+                                  dialect=conn.dialect) from exc

@@ -41,8 +41,9 @@ from .errors import (
     PartnerflowError,
     StaleVersion,
     ValidationError,
+    whole_number,
 )
-from .fastsql import Fast
+from .fastsql import Fast, pipeline
 from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User, UTCDateTime
 from .recipients import resolve
 from .registry import Registry, default_registry
@@ -281,20 +282,27 @@ class Runtime:
                   "updated_at": now, "is_final": wf.is_final(dest),
                   "state_entered_at": now if changed else row.state_entered_at,
                   "business_key": wf.business_key(new_data) if wf.business_key else row.business_key}
-        if new_data == (row.data or {}):
-            count = _UPDATE_INSTANCE_STATE.execute(conn, values)
-        else:
-            count = _UPDATE_INSTANCE.execute(conn, {**values, "data": new_data})
-        if count != 1:
-            current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
-            raise StaleVersion(instance_id, row.version, current)
-        _INSERT_HISTORY.execute(conn, {"instance_id": instance_id, "version": version, "at": now, "actor": actor.login,
-                                       "event": event, "from_state": row.state, "to_state": dest, "comment": comment,
-                                       "payload": cleaned, "timer_id": timer_id})
         ctx.data, ctx.state = new_data, dest
+        arm = self._timer_rows(wf, ctx, dest, version) if changed else []
+        with pipeline(conn) as queued:  # PostgreSQL: these writes cost one round trip
+            if new_data == (row.data or {}):
+                updated = _UPDATE_INSTANCE_STATE.send(conn, values)
+            else:
+                updated = _UPDATE_INSTANCE.send(conn, {**values, "data": new_data})
+            if not queued:
+                self._check_updated(conn, updated, instance_id, row.version)
+            _INSERT_HISTORY.execute(conn, {"instance_id": instance_id, "version": version, "at": now,
+                                           "actor": actor.login, "event": event, "from_state": row.state,
+                                           "to_state": dest, "comment": comment, "payload": cleaned,
+                                           "timer_id": timer_id})
+            if changed:
+                self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
+                _INSERT_TIMERS.executemany(conn, arm)
+        if queued:
+            self._check_updated(conn, updated, instance_id, row.version)
         if changed:
-            self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
-            self._enter(conn, wf, ctx, dest, version)
+            for task in wf.tasks_for_state(dest):
+                self._open_task(conn, wf, ctx, task)
         for task in wf.tasks_for_event(event):
             self._open_task(conn, wf, ctx, task)
         self._notify(conn, wf, ctx, wf.notifications_on_event(event))
@@ -304,16 +312,19 @@ class Runtime:
         return version, dest
 
     # -------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_updated(conn: Connection, cursor, instance_id: int, version: int) -> None:
+        if cursor.rowcount != 1:  # the case moved on since it was loaded: refuse the whole change
+            current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
+            raise StaleVersion(instance_id, version, current)
+
     def _ctx(self, conn, wf, iid, state, data, payload, actor, now, partner, event, comment) -> Ctx:
         cal = calendar_for(partner.get("region"), partner.get("timezone")) if partner else calendar_for(None, None)
         return Ctx(workflow=wf, instance_id=iid, state=state, data=data, payload=payload, actor=actor, now=now,
                    calendar=cal, partner=partner, conn=conn, runtime=self, event=event, comment=comment)
 
     def _load(self, conn: Connection, instance_id: int, actor: Actor | None):
-        try:
-            instance_id = int(instance_id)
-        except (TypeError, ValueError):
-            raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
+        instance_id = whole_number("instance_id", instance_id, "a case number")
         row = (_LOAD_LOCKED if self.db.is_postgres else _LOAD).first(conn, {"iid": instance_id})
         if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
@@ -394,15 +405,16 @@ class Runtime:
         if wf.tasks:  # only a lifecycle that declares inbox tasks has any to close
             _CLOSE_TASKS.execute(conn, {"iid": iid, "now": now, "by": actor.login})
 
-    def _enter(self, conn: Connection, wf: Workflow, ctx: Ctx, state: str, version: int) -> None:
-        timers = [tm for tm in wf.timers_for(state) if tm.when is None or tm.when(ctx)]
-        if timers:
-            _INSERT_TIMERS.executemany(conn, [
-                {"instance_id": ctx.instance_id, "name": tm.key, "event": tm.event, "state": state,
+    @staticmethod
+    def _timer_rows(wf: Workflow, ctx: Ctx, state: str, version: int) -> list[dict]:
+        """The timers to arm on entering `state` (their rules read `ctx` as it will be after the change)."""
+        return [{"instance_id": ctx.instance_id, "name": tm.key, "event": tm.event, "state": state,
                  "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
                  "created_at": ctx.now}
-                for tm in timers
-            ])
+                for tm in wf.timers_for(state) if tm.when is None or tm.when(ctx)]
+
+    def _enter(self, conn: Connection, wf: Workflow, ctx: Ctx, state: str, version: int) -> None:
+        _INSERT_TIMERS.executemany(conn, self._timer_rows(wf, ctx, state, version))
         for task in wf.tasks_for_state(state):
             self._open_task(conn, wf, ctx, task)
 
@@ -481,10 +493,7 @@ class Runtime:
             return self.view(conn, instance_id, actor)
 
     def view(self, conn: Connection, instance_id: int, actor: Actor | None = None) -> dict:
-        try:
-            instance_id = int(instance_id)
-        except (TypeError, ValueError):
-            raise ValidationError("instance_id", f"{instance_id!r} is not a case number") from None
+        instance_id = whole_number("instance_id", instance_id, "a case number")
         row = _LOAD.first(conn, {"iid": instance_id})
         if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")

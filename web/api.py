@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from engine.clock import parse_duration
-from engine.errors import Conflict, Forbidden, ValidationError
+from engine.errors import Conflict, Forbidden, ValidationError, whole_number
 from engine.schema import Schema
 
 from . import services
@@ -80,10 +80,7 @@ def _int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(name, f"{raw!r} is not a whole number") from None
+    return whole_number(name, raw)
 
 
 def _object(value, field: str) -> dict:

@@ -30,7 +30,7 @@ from werkzeug.security import check_password_hash
 from engine.actors import Actor
 from engine.calendar import calendar_for
 from engine.directory import add_partner, add_user, public_user, user_by_login
-from engine.errors import Conflict, Forbidden, NotFound, ValidationError
+from engine.errors import Conflict, Forbidden, NotFound, ValidationError, MAX_ID, whole_number
 from engine.fastsql import Fast
 from engine.models import History, Instance, Outbox, Partner, Task, User
 from engine.roles import ADMIN, OPERATOR_ROLES, PARTNER_ROLES, SYSTEM
@@ -231,6 +231,8 @@ def _decode_cursor(text: str) -> tuple[datetime | None, int]:
     try:
         head, tail = text.split(".", 1)
         tid = int(tail)
+        if not 0 <= tid <= MAX_ID:
+            raise ValueError(tail)
         if head == "n":
             return None, tid
         return datetime.fromtimestamp(int(head) / 1_000_000, UTC), tid
@@ -409,10 +411,7 @@ def _task_item(r, partner_code: str | None, partner_name: str | None, login: str
 
 
 def _load_task(conn, actor: Actor, task_id) -> object:
-    try:
-        task_id = int(task_id)
-    except (TypeError, ValueError):
-        raise ValidationError("task", f"{task_id!r} is not a task number") from None
+    task_id = whole_number("task", task_id, "a task number")
     row = conn.execute(select(TK).where(TK.c.id == task_id)).first()
     if row is None or (actor.partner_id is not None and row.partner_id != actor.partner_id):
         raise NotFound(f"task {task_id} not found")
@@ -609,11 +608,7 @@ def list_cases(rt, actor: Actor, args) -> dict:
         if not 1 <= size <= 200:
             raise ValidationError("limit", "must be between 1 and 200")
     if after is not None:
-        try:
-            after_id = int(after)
-        except ValueError:
-            raise ValidationError("after", f"{after!r} is not a case number") from None
-        conds.append(I.c.id < after_id)
+        conds.append(I.c.id < whole_number("after", after, "a case number"))
     with rt.db.read() as conn:
         if actor.partner_id is not None:
             conds.append(I.c.partner_id == actor.partner_id)
@@ -659,13 +654,10 @@ def list_outbox(rt, actor: Actor, args=None) -> dict:
     args = args or {}
     conds = list(_outbox_scope(actor))
     case, status, after = args.get("case"), args.get("status"), args.get("after")
-    try:
-        if case:
-            conds.append(OB.c.instance_id == int(case))
-        if after:
-            conds.append(OB.c.id < int(after))
-    except ValueError:
-        raise ValidationError("case" if case and not str(case).isdigit() else "after", "must be a whole number") from None
+    if case:
+        conds.append(OB.c.instance_id == whole_number("case", case))
+    if after:
+        conds.append(OB.c.id < whole_number("after", after))
     if status:
         conds.append(OB.c.status == status)
     with rt.db.read() as conn:
@@ -692,10 +684,7 @@ class Rendered:
 
 def outbox_message(rt, actor: Actor, message_id) -> tuple[dict, Rendered]:
     """One outbox row (if the actor may see it) and its rendering by the notifications renderer."""
-    try:
-        message_id = int(message_id)
-    except (TypeError, ValueError):
-        raise ValidationError("message", f"{message_id!r} is not a message number") from None
+    message_id = whole_number("message", message_id, "a message number")
     with rt.db.read() as conn:
         row = conn.execute(select(OB).where(OB.c.id == message_id, *_outbox_scope(actor))).first()
     if row is None:

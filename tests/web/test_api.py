@@ -1,6 +1,8 @@
 """The JSON API: tokens, cases, events, tasks, clock, outbox, reference data; every refusal as problem+json."""
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import counts
 from tests.web.conftest import start_probe
 
@@ -266,3 +268,14 @@ def test_revoked_token_stops_working(api, rt, users):
     assert mona("GET", "/api/v1/me").status_code == 200
     revoke_token(rt, list_tokens(rt, "mona")[0]["id"])
     problem(mona("GET", "/api/v1/me"), 401)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/outbox?after=224421156617889054720",
+    "/api/v1/outbox?case=-36847905398734520399691776",
+    "/api/v1/outbox?after=9223372036854775808",
+    "/api/v1/cases?after=224421156617889054720",
+])
+def test_numbers_beyond_64_bits_are_refused_naming_the_field(api, users, path):
+    body = problem(api("mona")("GET", path), 422)
+    assert "out of range" in body["detail"] and ("after" in body["detail"] or "case" in body["detail"])
