@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy.exc import DBAPIError
@@ -133,14 +132,9 @@ class Fast:
                                       connection_invalidated=invalidated, dialect=dialect) from exc
         return prepared, cursor
 
-    def send(self, conn: Connection, params: Mapping):
-        """Run a statement; return its cursor. Inside `pipeline` on PostgreSQL the answer (``rowcount``)
-        is there only after the block."""
-        return self._run(conn, params, False)[1]
-
     def execute(self, conn: Connection, params: Mapping) -> int:
         """Run a statement that returns no rows; returns the row count."""
-        return self._run(conn, params, False)[1].rowcount  # in a pipeline: -1, the answer comes later
+        return self._run(conn, params, False)[1].rowcount
 
     def executemany(self, conn: Connection, params: Iterable[Mapping]) -> int:
         """Run the statement once per parameter set; returns the total row count where the driver tells it."""
@@ -164,25 +158,3 @@ class Fast:
         rows = self.all(conn, params)
         return rows[0] if rows else None
 
-
-@contextmanager
-def pipeline(conn: Connection) -> Iterator[bool]:
-    """On PostgreSQL, queue the `Fast` writes run inside (psycopg's pipeline mode): the writes of a
-    transition cost one round trip instead of one each. Only `Fast` statements that read no rows may
-    run inside (SQLAlchemy's own execution reads results at once). Errors surface when the block ends,
-    as SQLAlchemy's `DBAPIError`. Yields whether statements are queued (False on SQLite: nothing changes).
-    """
-    if conn.dialect.name != "postgresql":
-        yield False
-        return
-    raw = conn.connection.driver_connection
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        with raw.pipeline():
-            yield True
-    except dbapi_error as exc:
-        invalidated = conn.dialect.is_disconnect(exc, raw, None)
-        if invalidated and not conn.invalidated:
-            conn.invalidate(exc)
-        raise DBAPIError.instance("(pipeline)", None, exc, dbapi_error, connection_invalidated=invalidated,
-                                  dialect=conn.dialect) from exc

@@ -43,7 +43,7 @@ from .errors import (
     ValidationError,
     whole_number,
 )
-from .fastsql import Fast, pipeline
+from .fastsql import Fast
 from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User, UTCDateTime
 from .recipients import resolve
 from .registry import Registry, default_registry
@@ -284,23 +284,20 @@ class Runtime:
                   "business_key": wf.business_key(new_data) if wf.business_key else row.business_key}
         ctx.data, ctx.state = new_data, dest
         arm = self._timer_rows(wf, ctx, dest, version) if changed else []
-        with pipeline(conn) as queued:  # PostgreSQL: these writes cost one round trip
-            if new_data == (row.data or {}):
-                updated = _UPDATE_INSTANCE_STATE.send(conn, values)
-            else:
-                updated = _UPDATE_INSTANCE.send(conn, {**values, "data": new_data})
-            if not queued:
-                self._check_updated(conn, updated, instance_id, row.version)
-            _INSERT_HISTORY.execute(conn, {"instance_id": instance_id, "version": version, "at": now,
-                                           "actor": actor.login, "event": event, "from_state": row.state,
-                                           "to_state": dest, "comment": comment, "payload": cleaned,
-                                           "timer_id": timer_id})
-            if changed:
-                self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
-                _INSERT_TIMERS.executemany(conn, arm)
-        if queued:
-            self._check_updated(conn, updated, instance_id, row.version)
+        if new_data == (row.data or {}):
+            updated = _UPDATE_INSTANCE_STATE.execute(conn, values)
+        else:
+            updated = _UPDATE_INSTANCE.execute(conn, {**values, "data": new_data})
+        if updated != 1:  # the case moved on since it was loaded: refuse the whole change
+            current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
+            raise StaleVersion(instance_id, row.version, current)
+        _INSERT_HISTORY.execute(conn, {"instance_id": instance_id, "version": version, "at": now,
+                                       "actor": actor.login, "event": event, "from_state": row.state,
+                                       "to_state": dest, "comment": comment, "payload": cleaned,
+                                       "timer_id": timer_id})
         if changed:
+            self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
+            _INSERT_TIMERS.executemany(conn, arm)
             for task in wf.tasks_for_state(dest):
                 self._open_task(conn, wf, ctx, task)
         for task in wf.tasks_for_event(event):
@@ -312,12 +309,6 @@ class Runtime:
         return version, dest
 
     # -------------------------------------------------------------- helpers
-    @staticmethod
-    def _check_updated(conn: Connection, cursor, instance_id: int, version: int) -> None:
-        if cursor.rowcount != 1:  # the case moved on since it was loaded: refuse the whole change
-            current = conn.execute(select(I.c.version).where(I.c.id == instance_id)).scalar_one()
-            raise StaleVersion(instance_id, version, current)
-
     def _ctx(self, conn, wf, iid, state, data, payload, actor, now, partner, event, comment) -> Ctx:
         cal = calendar_for(partner.get("region"), partner.get("timezone")) if partner else calendar_for(None, None)
         return Ctx(workflow=wf, instance_id=iid, state=state, data=data, payload=payload, actor=actor, now=now,
