@@ -16,7 +16,7 @@ from .common import Metric, machine, pg_available
 SIZES = {
     "quick": {"fires": 1_000, "fire_runs": 3, "timers": 10_000, "timer_runs": 3, "timers_warmup": 1_000,
               "rss_timers": 30_000, "late_pending": 100_000, "late_rate": 200, "late_seconds": 10,
-              "apscheduler": 500, "procrastinate": 500, "spiff": 200, "spiff_runs": 3},
+              "apscheduler": 5_000, "procrastinate": 2_000, "spiff": 200, "spiff_runs": 3},
     "full": {"fires": 3_000, "fire_runs": 5, "timers": 100_000, "timer_runs": 3, "timers_warmup": 10_000,
              "rss_timers": 1_000_000, "late_pending": 1_000_000, "late_rate": 200, "late_seconds": 60,
              "apscheduler": 10_000, "procrastinate": 10_000, "spiff": 400, "spiff_runs": 3},
