@@ -19,7 +19,7 @@ SIZES = {
               "apscheduler": 5_000, "procrastinate": 2_000, "spiff": 200, "spiff_runs": 3},
     "full": {"fires": 3_000, "fire_runs": 5, "timers": 100_000, "timer_runs": 3, "timers_warmup": 10_000,
              "rss_timers": 1_000_000, "late_pending": 1_000_000, "late_rate": 200, "late_seconds": 60,
-             "apscheduler": 10_000, "procrastinate": 10_000, "spiff": 400, "spiff_runs": 3},
+             "apscheduler": 100_000, "procrastinate": 100_000, "spiff": 400, "spiff_runs": 3},
 }
 
 RATIO_TARGETS = {
