@@ -57,6 +57,13 @@ class Fast:
         self.result = list(result) if result is not None else None
         self._prepared: dict[str, _Prepared] = {}
 
+    @classmethod
+    def select(cls, columns: Sequence[Column], rest: str) -> "Fast":
+        """``SELECT columns FROM their table <rest>``, returning rows named like the columns."""
+        columns = list(columns)
+        names = ", ".join(c.name for c in columns)
+        return cls(f"SELECT {names} FROM {columns[0].table.name} {rest}", result=columns)
+
     def _prepare(self, dialect) -> _Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is not None:

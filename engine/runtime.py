@@ -66,22 +66,24 @@ MAX_TIMER_ATTEMPTS = 5
 # connection (see engine/fastsql.py): a transition pays for the database's
 # work, not for building and dispatching SQL.
 _UTC = UTCDateTime()
-_I_COLS = ", ".join(c.name for c in I.c)
 _TM_VIEW = (TM.c.id, TM.c.name, TM.c.event, TM.c.state, TM.c.due_at, TM.c.status)
 _TK_VIEW = (TK.c.id, TK.c.name, TK.c.role, TK.c.title, TK.c.status, TK.c.assignee, TK.c.due_at, TK.c.flags,
             TK.c.created_at)
-_LOAD = Fast(f"SELECT {_I_COLS} FROM instances WHERE id = :iid", result=I.c)
-_LOAD_LOCKED = Fast(f"SELECT {_I_COLS} FROM instances WHERE id = :iid FOR UPDATE", result=I.c)
-_PARTNER = Fast(f"SELECT {', '.join(c.name for c in P.c)} FROM partners WHERE id = :pid", result=P.c)
-_UPDATE_INSTANCE = Fast(
-    "UPDATE instances SET state = :state, version = :version, data = :data, updated_at = :updated_at, "
-    "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
-    "WHERE id = :_iid AND version = :_old_version", table=I)
+_LOAD = Fast.select(I.c, "WHERE id = :iid")
+_LOAD_LOCKED = Fast.select(I.c, "WHERE id = :iid FOR UPDATE")
+_PARTNER = Fast.select(P.c, "WHERE id = :pid")
+
+
+def _update_instance(with_data: bool) -> Fast:
+    data = "data = :data, " if with_data else ""
+    return Fast(f"UPDATE instances SET state = :state, version = :version, {data}updated_at = :updated_at, "
+                "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
+                "WHERE id = :_iid AND version = :_old_version", table=I)
+
+
+_UPDATE_INSTANCE = _update_instance(with_data=True)
 #: The same when the case's data did not change (no effect, or one that changed nothing).
-_UPDATE_INSTANCE_STATE = Fast(
-    "UPDATE instances SET state = :state, version = :version, updated_at = :updated_at, "
-    "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
-    "WHERE id = :_iid AND version = :_old_version", table=I)
+_UPDATE_INSTANCE_STATE = _update_instance(with_data=False)
 _INSERT_INSTANCE = Fast(
     "INSERT INTO instances (workflow, state, version, partner_id, business_key, data, is_final, created_by, "
     "created_at, updated_at, state_entered_at) VALUES (:workflow, :state, 1, :partner_id, :business_key, :data, "
@@ -99,13 +101,10 @@ _CANCEL_OTHER_TIMERS = Fast("UPDATE timers SET status = 'cancelled', lease_until
                             "WHERE instance_id = :iid AND status IN ('pending', 'claimed') AND id <> :tid")
 _CLOSE_TASKS = Fast("UPDATE tasks SET status = 'done', closed_at = :now, closed_by = :by "
                     "WHERE instance_id = :iid AND status = 'open'", binds={"now": _UTC})
-_VIEW_HISTORY = Fast(f"SELECT {', '.join(c.name for c in H.c)} FROM history WHERE instance_id = :iid "
-                     "ORDER BY version", result=H.c)
-_VIEW_TIMERS = Fast(f"SELECT {', '.join(c.name for c in _TM_VIEW)} FROM timers "
-                    "WHERE instance_id = :iid AND status IN ('pending', 'claimed') ORDER BY due_at", result=_TM_VIEW)
-_VIEW_TASKS = Fast(f"SELECT {', '.join(c.name for c in _TK_VIEW)} FROM tasks "
-                   "WHERE instance_id = :iid AND status = 'open' ORDER BY id", result=_TK_VIEW)
-_TIMER_MINE = Fast("SELECT status, claimed_by FROM timers WHERE id = :tid", result=(TM.c.status, TM.c.claimed_by))
+_VIEW_HISTORY = Fast.select(H.c, "WHERE instance_id = :iid ORDER BY version")
+_VIEW_TIMERS = Fast.select(_TM_VIEW, "WHERE instance_id = :iid AND status IN ('pending', 'claimed') ORDER BY due_at")
+_VIEW_TASKS = Fast.select(_TK_VIEW, "WHERE instance_id = :iid AND status = 'open' ORDER BY id")
+_TIMER_MINE = Fast.select((TM.c.status, TM.c.claimed_by), "WHERE id = :tid")
 _TIMER_FIRED = Fast("UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
                     "WHERE id = :tid AND status = 'claimed' AND claimed_by = :worker", binds={"now": _UTC})
 
@@ -283,7 +282,6 @@ class Runtime:
                   "state_entered_at": now if changed else row.state_entered_at,
                   "business_key": wf.business_key(new_data) if wf.business_key else row.business_key}
         ctx.data, ctx.state = new_data, dest
-        arm = self._timer_rows(wf, ctx, dest, version) if changed else []
         if new_data == (row.data or {}):
             updated = _UPDATE_INSTANCE_STATE.execute(conn, values)
         else:
@@ -297,9 +295,7 @@ class Runtime:
                                        "timer_id": timer_id})
         if changed:
             self._leave(conn, wf, instance_id, row.state, now, actor, timer_id)
-            _INSERT_TIMERS.executemany(conn, arm)
-            for task in wf.tasks_for_state(dest):
-                self._open_task(conn, wf, ctx, task)
+            self._enter(conn, wf, ctx, dest, version)
         for task in wf.tasks_for_event(event):
             self._open_task(conn, wf, ctx, task)
         self._notify(conn, wf, ctx, wf.notifications_on_event(event))
@@ -672,13 +668,7 @@ class Runtime:
             return None
         version = inst.version + 1
         ctx.state = dest
-        arm = []
-        if changed:
-            for tm in wf.timers_for(dest):
-                if tm.when is None or tm.when(ctx):
-                    arm.append({"instance_id": inst.id, "name": tm.key, "event": tm.event, "state": dest,
-                                "armed_version": version, "due_at": require_aware(tm.due(ctx), f"timer {tm.key}"),
-                                "created_at": now})
+        arm = self._timer_rows(wf, ctx, dest, version) if changed else []
         return {
             "timer": t, "changed": changed, "arm": arm, "has_tasks": bool(wf.tasks),
             "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version,
