@@ -126,7 +126,8 @@ class BusinessCalendar:
 
     def format(self, instant: datetime) -> str:
         """'2026-12-07 23:59 Asia/Shanghai': an instant as the reader's local time with the zone named."""
-        return f"{self.local(instant):%Y-%m-%d %H:%M} {self.timezone}"
+        t = self.local(instant)  # %-formatting: pages and emails format many instants, strftime is slow
+        return "%04d-%02d-%02d %02d:%02d %s" % (t.year, t.month, t.day, t.hour, t.minute, self.timezone)
 
 
 def calendar_for(region: str | None, timezone: str | None, subdiv: str | None = None) -> BusinessCalendar:

@@ -371,23 +371,12 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
     more = len(rows) > q.limit
     rows = rows[:q.limit]
     bounds = (now, cal.end_of_day(cal.local_date(now)))
-    local = _local_formatter(cal)
+    local = cal.format
     login = actor.login
     items = [_task_item(r, r.code, r.name, login, bounds, local) for r in rows]
     nxt = _encode_cursor(rows[-1].due_at, rows[-1].id) if more and rows else None
     return {"items": items, "next": nxt, "now": now.isoformat(), "timezone": cal.timezone,
             "filters": {"workflow": q.workflow, "partner": q.partner, "due": q.due, "assigned": q.assigned}}
-
-
-def _local_formatter(cal):
-    """`cal.format` ('2026-12-07 23:59 Asia/Shanghai') without strftime: a page formats a hundred instants."""
-    tz, suffix = cal.tz, " " + cal.timezone
-
-    def local(instant: datetime) -> str:
-        t = instant.astimezone(tz)
-        return "%d-%02d-%02d %02d:%02d%s" % (t.year, t.month, t.day, t.hour, t.minute, suffix)
-
-    return local
 
 
 def _task_item(r, partner_code: str | None, partner_name: str | None, login: str, bounds: tuple, local) -> dict:
@@ -426,7 +415,7 @@ def get_task(rt, actor: Actor, task_id) -> dict:
     now = rt.now()
     cal = calendar_for(None, _zone(actor))
     item = _task_item(row, partner.code if partner else None, partner.name if partner else None, actor.login,
-                      (now, cal.end_of_day(cal.local_date(now))), _local_formatter(cal))
+                      (now, cal.end_of_day(cal.local_date(now))), cal.format)
     item["status"] = row.status
     return item
 
