@@ -18,7 +18,8 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+
+from .fastsql import driver_error
 
 DEFAULT_URL = "sqlite:///partnerflow.db"
 #: WAL pages between automatic checkpoints on SQLite (the library's default is 1,000).
@@ -129,4 +130,4 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             conn.connection.driver_connection.execute(sql)
         except sqlite3.Error as exc:  # "database is locked" after the busy timeout: SQLAlchemy's error, as ever
-            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+            raise driver_error(conn, exc, sql, ()) from exc

@@ -132,11 +132,7 @@ class Fast:
                 for fn in dispatch.after_cursor_execute:
                     fn(conn, cursor, sql, converted, None, many)
         except dialect.loaded_dbapi.Error as exc:
-            invalidated = dialect.is_disconnect(exc, raw, cursor)
-            if invalidated and not conn.invalidated:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(sql, converted, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=invalidated, dialect=dialect) from exc
+            raise driver_error(conn, exc, sql, converted, cursor) from exc
         return prepared, cursor
 
     def execute(self, conn: Connection, params: Mapping) -> int:
@@ -165,3 +161,14 @@ class Fast:
         rows = self.all(conn, params)
         return rows[0] if rows else None
 
+
+
+def driver_error(conn: Connection, exc: Exception, sql: str, params, cursor=None) -> DBAPIError:
+    """A driver's error as SQLAlchemy would raise it (`OperationalError`, `IntegrityError`...), for a
+    statement run straight on the driver; a lost connection is invalidated first, as SQLAlchemy does."""
+    dialect = conn.dialect
+    invalidated = dialect.is_disconnect(exc, conn.connection.driver_connection, cursor)
+    if invalidated and not conn.invalidated:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated,
+                               dialect=dialect)
