@@ -209,9 +209,9 @@ class Runtime:
             # read back in the same transaction: the view is exactly this change's outcome, for one commit
             try:
                 return self.view(conn, instance_id, actor)
-            except NotFound:
-                pass  # the change itself stands: the actor just may not see the case any more
-        return self.get(instance_id, actor)
+            except NotFound as exc:
+                hidden = exc  # the change itself stands (commit first): the actor just may not see the case now
+        raise hidden
 
     # --------------------------------------------------- in-transaction core
     def start_in(self, conn: Connection, wf: Workflow, data: dict, actor: Actor, now: datetime,
