@@ -1,12 +1,14 @@
 """Due timers drained and fired through the runtime's sweep, by worker processes.
 
 Each case waits in ``bench_approval``'s ``pending`` state with one timer due;
-firing it moves the case to ``expired`` through the full path (row lock,
-event and role checks, state machine, instance update, history row with the
-timer id, timers and tasks of the state left cancelled, timer marked fired),
-a savepoint per timer inside one transaction per claimed batch. Completed work
-is counted from the history (rows carrying a timer id), never from the
-workers' own tallies.
+firing it moves the case to ``expired`` through the worker's own path
+(`Runtime.drain`): a claim with a lease, the cases row-locked (PostgreSQL),
+the claim checked, the event, the system's role and the state machine's
+answer (decided once per batch for an event that leads the same way from a
+state), then the case update, a history row with the timer id, the timers and
+tasks of the state left cancelled and the timer marked fired, each written by
+one statement for the whole batch. Completed work is counted from the history
+(rows carrying a timer id), never from the workers' own tallies.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ from datetime import timedelta
 
 from .common import T0, Metric, Stopwatch, fired_count, fresh_database, migrated, seed_waiting
 
-#: The sweep's batch: timers claimed per transaction.
-BATCH = 500
+#: The first sweep's batch; `Runtime.drain` grows it while sweeps stay short (as `partnerflow worker` does).
+BATCH = 200
 
 
 def _drain_worker(commands, results, batch: int) -> None:
-    """A long-lived worker process: for each (url, now, start_at) command, sweep until nothing is due."""
+    """A long-lived worker process: for each (url, now, start_at) command, drain what is due, as the worker's
+    heartbeat does (`Runtime.drain`)."""
     from datetime import datetime
 
     from engine.clock import ManualClock
@@ -44,12 +47,7 @@ def _drain_worker(commands, results, batch: int) -> None:
             pass  # connected before the start line
         time.sleep(max(0.0, start_at - time.time()))
         start = time.time()
-        fired = 0
-        while True:
-            result = rt.sweep(limit=batch)
-            fired += result.fired
-            if result.claimed == 0:
-                break
+        fired = rt.drain(batch=batch).fired
         end = time.time()
         db.dispose()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

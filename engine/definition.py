@@ -278,6 +278,8 @@ class Workflow:
         self._notify_enter = _group([n for n in self.notifications if n.on_enter], lambda x: x.on_enter)
         self._notify_event = _group([n for n in self.notifications if n.on_event], lambda x: x.on_event)
         self.machine = self._build_machine()
+        #: (state, event) -> the machine's destination, where its first row from that state is unconditional
+        self._fixed_dest: dict[tuple[str, str], str] = {}
 
     # -- the shared state machine ------------------------------------------
     def _build_machine(self) -> Machine:
@@ -363,12 +365,32 @@ class Workflow:
                             f"{', '.join(sorted(actor.roles)) or 'no roles'}")
 
     def apply(self, transition: Transition, ctx: Ctx) -> str:
-        """Move a light model through the shared machine; returns the destination state."""
+        """Move a light model through the shared machine; returns the destination state.
+
+        Where the machine's first row for the event from this state has no
+        condition, it always takes that row, so its answer is kept and later
+        calls skip the machine (`fixed_destination`).
+        """
+        key = (ctx.state, transition.event)
+        dest = self._fixed_dest.get(key)
+        if dest is not None:
+            return dest
         model = _Model(ctx.state)
         ok = self.machine.events[transition.event].trigger(model, ctx=ctx)
         if not ok:  # the machine's branch choice must match the table's
             raise RuleViolation(f"event '{transition.event}' was refused by the state machine", rule="machine")
+        rows = self.candidates(ctx.state, transition.event)
+        if rows and rows[0] is transition and transition.when is None:
+            self._fixed_dest[key] = model.state
         return model.state
+
+    def fixed_destination(self, state: str, event: str) -> str | None:
+        """Where `event` always leads from `state` (its first row there is unconditional), asked of the machine
+        once; None when the destination depends on the case (a branch condition) or the event is not allowed."""
+        rows = self.candidates(state, event)
+        if not rows or rows[0].when is not None:
+            return None
+        return self.apply(rows[0], _StateOnly(state))
 
     # -- presentation -------------------------------------------------------
     def describe(self) -> dict:
@@ -440,6 +462,15 @@ class Workflow:
 
 
 class _Model:
+    __slots__ = ("state",)
+
+    def __init__(self, state):
+        self.state = state
+
+
+class _StateOnly:
+    """What the machine sees of a case when no row it may take has a condition: the state."""
+
     __slots__ = ("state",)
 
     def __init__(self, state):

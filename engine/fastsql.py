@@ -19,13 +19,14 @@ Everything not on the hot path keeps using SQLAlchemy Core.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import Text, TypeDecorator, TypeEngine
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 _MISSING = object()
@@ -38,19 +39,48 @@ class _Prepared:
         self.sql, self.binds, self.results, self.row = sql, binds, results, row
 
 
+class IdList(TypeDecorator):
+    """A list of whole numbers bound as one parameter: JSON text on SQLite (read with ``json_each``), an array
+    on PostgreSQL (``= ANY``). See `ids_in`."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return json.dumps(list(value)) if dialect.name == "sqlite" else list(value)
+
+
+ID_LIST = IdList()
+
+
+def ids_in(column: str, param: str) -> dict[str, str]:
+    """``column`` is one of the ids in list parameter ``param`` (bind it as `ID_LIST`), per dialect: one
+    parameter however long the list, so the statement is written once and costs no SQL compilation."""
+    return {"sqlite": f"{column} IN (SELECT value FROM json_each(:{param}))",
+            "postgresql": f"{column} = ANY(:{param})"}
+
+
+def _per_dialect(sql: str | Mapping[str, str]) -> dict[str, str]:
+    texts = {"": sql} if isinstance(sql, str) else dict(sql)
+    return {k: " ".join(v.split()) for k, v in texts.items()}
+
+
 class Fast:
     """One hot-path statement.
 
-    `sql` uses ``:name`` parameters. A parameter named like a column of
-    `table` gets that column's type; `binds` names the types of the others
-    that need conversion (datetimes, JSON). `result` lists the columns a
-    SELECT returns, in order; rows come back as named tuples with those names.
+    `sql` uses ``:name`` parameters; where dialects need different text it is
+    a mapping from dialect name (``sqlite``, ``postgresql``) to SQL. A
+    parameter named like a column of `table` gets that column's type; `binds`
+    names the types of the others that need conversion (datetimes, JSON, id
+    lists). `result` lists the columns a SELECT returns, in order; rows come
+    back as named tuples with those names.
     """
 
-    def __init__(self, sql: str, *, table: Table | None = None, binds: Mapping[str, TypeEngine] | None = None,
-                 result: Sequence[Column] | None = None):
-        self.sql = " ".join(sql.split())
-        names = set(_PARAM.findall(self.sql))
+    def __init__(self, sql: str | Mapping[str, str], *, table: Table | None = None,
+                 binds: Mapping[str, TypeEngine] | None = None, result: Sequence[Column] | None = None):
+        self.texts = _per_dialect(sql)
+        self.sql = next(iter(self.texts.values()))
+        names = set().union(*(_PARAM.findall(t) for t in self.texts.values()))
         types: dict[str, TypeEngine] = {c.name: c.type for c in table.c} if table is not None else {}
         types.update(binds or {})
         self.types = {n: types[n] for n in names if n in types}
@@ -58,20 +88,25 @@ class Fast:
         self._prepared: dict[str, _Prepared] = {}
 
     @classmethod
-    def select(cls, columns: Sequence[Column], rest: str) -> "Fast":
+    def select(cls, columns: Sequence[Column], rest: str | Mapping[str, str],
+               binds: Mapping[str, TypeEngine] | None = None) -> "Fast":
         """``SELECT columns FROM their table <rest>``, returning rows named like the columns."""
         columns = list(columns)
-        names = ", ".join(c.name for c in columns)
-        return cls(f"SELECT {names} FROM {columns[0].table.name} {rest}", result=columns)
+        head = f"SELECT {', '.join(c.name for c in columns)} FROM {columns[0].table.name} "
+        texts = {k: head + v for k, v in _per_dialect(rest).items()}
+        return cls(texts.get("", texts), binds=binds, result=columns)
 
     def _prepare(self, dialect) -> _Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is not None:
             return prepared
+        text = self.texts.get(dialect.name, self.texts.get(""))
+        if text is None:
+            raise NotImplementedError(f"fast statement has no SQL for {dialect.name}: {self.sql[:60]}")
         if dialect.name == "sqlite":
-            sql = self.sql  # sqlite3 takes :name parameters natively
+            sql = text  # sqlite3 takes :name parameters natively
         elif dialect.paramstyle == "pyformat":
-            sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", self.sql.replace("%", "%%"))
+            sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", text.replace("%", "%%"))
         else:  # pragma: no cover - the two stores partnerflow supports are above
             raise NotImplementedError(f"fast statements do not support the {dialect.name} driver")
         binds = tuple((n, p) for n, t in self.types.items()

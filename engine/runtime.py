@@ -16,16 +16,18 @@ worker's claims return to the pool when their lease ends.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Column, Connection, Text, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from .actors import SYSTEM_ACTOR, Actor
@@ -43,7 +45,7 @@ from .errors import (
     ValidationError,
     whole_number,
 )
-from .fastsql import Fast
+from .fastsql import ID_LIST, Fast, ids_in
 from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User, UTCDateTime
 from .recipients import resolve
 from .registry import Registry, default_registry
@@ -61,6 +63,9 @@ U = User.__table__
 SC = Schedule.__table__
 
 MAX_TIMER_ATTEMPTS = 5
+#: `Runtime.drain` grows its batch while a sweep takes less than this, up to `MAX_SWEEP_BATCH` timers.
+SWEEP_TARGET_SECONDS = 0.25
+MAX_SWEEP_BATCH = 10_000
 
 # Hot-path statements, written once and run on the transaction's own DBAPI
 # connection (see engine/fastsql.py): a transition pays for the database's
@@ -107,6 +112,52 @@ _VIEW_TASKS = Fast.select(_TK_VIEW, "WHERE instance_id = :iid AND status = 'open
 _TIMER_MINE = Fast.select((TM.c.status, TM.c.claimed_by), "WHERE id = :tid")
 _TIMER_FIRED = Fast("UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
                     "WHERE id = :tid AND status = 'claimed' AND claimed_by = :worker", binds={"now": _UTC})
+
+# The sweep's statements: one parameter for a whole batch of ids.
+_CLAIM_DUE = "SELECT id FROM timers WHERE status = 'pending' AND due_at <= :now ORDER BY due_at, id LIMIT :limit"
+#: Claim the `limit` earliest due pending timers (index ``ix_timers_pending_due``; SKIP LOCKED on PostgreSQL).
+_CLAIM = Fast({dialect: "UPDATE timers SET status = 'claimed', claimed_by = :worker, lease_until = :lease_until, "
+                        f"attempts = attempts + 1 WHERE id IN ({_CLAIM_DUE}{lock}) "
+                        "RETURNING id, instance_id, event, state, armed_version, due_at, name"
+               for dialect, lock in (("sqlite", ""), ("postgresql", " FOR UPDATE SKIP LOCKED"))},
+              binds={"now": _UTC, "lease_until": _UTC},
+              result=(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, TM.c.due_at, TM.c.name))
+#: The cases of a claimed batch, in id order (row-locked in that order on PostgreSQL); `data` stays JSON text
+#: on SQLite until a timer needs it.
+_BATCH_CASES = Fast.select(
+    (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, I.c.state_entered_at,
+     Column("data", Text())),
+    {"sqlite": f"WHERE {ids_in('id', 'ids')['sqlite']} ORDER BY id",
+     "postgresql": f"WHERE {ids_in('id', 'ids')['postgresql']} ORDER BY id FOR UPDATE"}, binds={"ids": ID_LIST})
+_BATCH_MINE = Fast.select((TM.c.id,), {d: f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
+                                       for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
+_BATCH_PARTNERS = Fast.select(P.c, {d: f"WHERE {cond}" for d, cond in ids_in("id", "ids").items()},
+                              binds={"ids": ID_LIST})
+_BATCH_FIRED = Fast({d: "UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
+                        f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
+                     for d, cond in ids_in("id", "ids").items()}, binds={"now": _UTC, "ids": ID_LIST})
+_BATCH_OBSOLETE = Fast({d: f"UPDATE timers SET status = 'obsolete', lease_until = NULL WHERE {cond}"
+                        for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
+
+
+_REST, _OBSOLETE, _PER_CASE = "rest", "obsolete", "per case"  #: the other answers of `Runtime._route`
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A timer's event that leads the same way for every case in a state: decided once per batch.
+
+    The transition is plain (no guard, effect, branch condition, four-eyes or
+    payload rule, follow-up, inbox task or email) and every timer of the state
+    entered is a fixed duration, so firing it needs nothing of the case but
+    its id and version.
+    """
+
+    dest: str
+    changed: bool
+    is_final: bool
+    has_tasks: bool
+    arm: tuple  #: (name, event, after) of each timer armed on entering `dest`
 
 
 def clock_from_env(db: Database) -> Clock:
@@ -574,21 +625,10 @@ class Runtime:
         return result
 
     def _claim(self, conn: Connection, limit: int, now: datetime) -> list:
-        return list(conn.execute(self._claim_statement(limit, now)))
+        return _CLAIM.all(conn, self._claim_params(limit, now))
 
-    def _claim_statement(self, limit: int, now: datetime):
-        """Claim the `limit` earliest due pending timers (index ``ix_timers_pending_due``; SKIP LOCKED on PostgreSQL)."""
-        lease_until = now + self.lease
-        due = (select(TM.c.id).where(TM.c.status == "pending", TM.c.due_at <= now)
-               .order_by(TM.c.due_at, TM.c.id).limit(limit))
-        if self.db.is_postgres:
-            due = due.with_for_update(skip_locked=True)
-        stmt = (update(TM).where(TM.c.id.in_(due.scalar_subquery()))
-                .values(status="claimed", claimed_by=self.worker_id, lease_until=lease_until,
-                        attempts=TM.c.attempts + 1)
-                .returning(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, TM.c.due_at,
-                           TM.c.name))
-        return stmt
+    def _claim_params(self, limit: int, now: datetime) -> dict:
+        return {"now": now, "limit": limit, "worker": self.worker_id, "lease_until": now + self.lease}
 
     def _fire_batch(self, conn: Connection, claimed: list, now: datetime, result: SweepResult) -> list:
         """Fire the plain timers of a claimed batch with a few set-based statements; return the rest.
@@ -598,21 +638,17 @@ class Runtime:
         fully decided in memory, and its writes (case update, history row,
         timers and tasks of the state left, timers of the state entered, timer
         marked fired) go to the database as one statement per kind for the
-        whole batch, inside one savepoint. Everything else, and the whole batch
-        if that savepoint fails, goes back to the caller for the one-by-one path.
+        whole batch, inside one savepoint. Where the event leads the same way
+        from a state for every case (`_Route`), it is decided once per batch;
+        otherwise per case. Everything else, and the whole batch if that
+        savepoint fails, goes back to the caller for the one-by-one path.
         """
         if not claimed:
             return claimed
-        ids = sorted({t.instance_id for t in claimed})
-        query = select(I).where(I.c.id.in_(ids)).order_by(I.c.id)
-        if self.db.is_postgres:
-            query = query.with_for_update()
-        insts = {r.id: r for r in conn.execute(query)}
-        mine = {r.id for r in conn.execute(select(TM.c.id).where(
-            TM.c.id.in_([t.id for t in claimed]), TM.c.status == "claimed", TM.c.claimed_by == self.worker_id))}
-        pids = sorted({r.partner_id for r in insts.values() if r.partner_id is not None})
-        partners = {r.id: dict(r._mapping) for r in conn.execute(select(P).where(P.c.id.in_(pids)))} if pids else {}
-        rest, plans, obsolete, seen = [], [], [], set()
+        insts = {r.id: r for r in _BATCH_CASES.all(conn, {"ids": sorted({t.instance_id for t in claimed})})}
+        mine = {r.id for r in _BATCH_MINE.all(conn, {"ids": [t.id for t in claimed], "worker": self.worker_id})}
+        routes: dict[tuple[str, str, str], object] = {}
+        rest, plans, obsolete, by_case, seen = [], [], [], [], set()
         for t in claimed:
             inst = insts.get(t.instance_id)
             if inst is None or t.instance_id in seen:
@@ -620,21 +656,32 @@ class Runtime:
                 continue
             if t.id not in mine:
                 continue  # cancelled by a transition or reclaimed after our lease ended
-            wf = self.registry.workflows.get(inst.workflow)
-            if wf is None:
+            key = (inst.workflow, inst.state, t.event)
+            route = routes.get(key)
+            if route is None:
+                route = routes[key] = self._route(*key)
+            if route is _REST:
                 rest.append(t)
-                continue
-            if inst.state != t.state or inst.version < t.armed_version or not wf.candidates(inst.state, t.event):
+            elif inst.state != t.state or inst.version < t.armed_version or route is _OBSOLETE:
                 obsolete.append(t.id)
-                continue
-            plan = self._plan_plain(conn, wf, inst, t, partners.get(inst.partner_id), now)
-            if plan is None:
-                rest.append(t)
-                continue
-            seen.add(t.instance_id)
-            plans.append(plan)
+            elif route is _PER_CASE:
+                seen.add(t.instance_id)
+                by_case.append((t, inst))
+            else:
+                seen.add(t.instance_id)
+                plans.append(self._plan_route(route, inst, t, now))
+        if by_case:
+            pids = sorted({inst.partner_id for _, inst in by_case if inst.partner_id is not None})
+            partners = {r.id: r._asdict() for r in _BATCH_PARTNERS.all(conn, {"ids": pids})} if pids else {}
+            for t, inst in by_case:
+                plan = self._plan_plain(conn, self.registry.workflows[inst.workflow], inst, t,
+                                        partners.get(inst.partner_id), now)
+                if plan is None:
+                    rest.append(t)
+                else:
+                    plans.append(plan)
         if obsolete:
-            conn.execute(update(TM).where(TM.c.id.in_(obsolete)).values(status="obsolete", lease_until=None))
+            _BATCH_OBSOLETE.execute(conn, {"ids": obsolete})
             result.obsolete += len(obsolete)
         if not plans:
             return rest
@@ -647,6 +694,51 @@ class Runtime:
         result.fired += len(plans)
         return rest
 
+    def _route(self, workflow: str, state: str, event: str):
+        """How timers firing `event` on cases of `workflow` in `state` are planned (see `_Route`)."""
+        wf = self.registry.workflows.get(workflow)
+        if wf is None:
+            return _REST
+        rows = wf.candidates(state, event)
+        if not rows:
+            return _OBSOLETE
+        chosen = rows[0]
+        if (chosen.when is not None or chosen.comment_required or wf.business_key
+                or any(r.guards or r.effect or r.four_eyes or r.payload.fields for r in rows)
+                or wf.tasks_for_event(event) or wf.notifications_on_event(event)):
+            return _PER_CASE
+        try:
+            wf.check_roles(rows, event, SYSTEM_ACTOR)
+        except PartnerflowError:
+            return _PER_CASE  # refused for every case: the one-by-one path records why
+        dest = wf.fixed_destination(state, event)
+        if dest is None:
+            return _PER_CASE
+        changed = not chosen.internal
+        arm = wf.timers_for(dest) if changed else []
+        if changed and (wf.notifications_on_enter(dest) or wf.tasks_for_state(dest)
+                        or any(tm.after is None or tm.when is not None for tm in arm)):
+            return _PER_CASE
+        return _Route(dest=dest, changed=changed, is_final=wf.is_final(dest), has_tasks=bool(wf.tasks),
+                      arm=tuple((tm.key, tm.event, tm.after) for tm in arm))
+
+    @staticmethod
+    def _plan_route(route: _Route, inst, t, now: datetime) -> dict:
+        version = inst.version + 1
+        iid, dest = inst.id, route.dest
+        return {
+            "timer": t, "changed": route.changed, "has_tasks": route.has_tasks,
+            "arm": [{"instance_id": iid, "name": name, "event": event, "state": dest, "armed_version": version,
+                     "due_at": now + after, "created_at": now} for name, event, after in route.arm],
+            "update": {"_iid": iid, "_old_version": inst.version, "state": dest, "version": version,
+                       "updated_at": now, "is_final": route.is_final,
+                       "state_entered_at": now if route.changed else inst.state_entered_at,
+                       "business_key": inst.business_key},
+            "history": {"instance_id": iid, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
+                        "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
+                        "payload": {}, "timer_id": t.id},
+        }
+
     def _plan_plain(self, conn: Connection, wf: Workflow, inst, t, partner: dict | None, now: datetime):
         """The writes of firing timer `t` on `inst`, or None when it needs the one-by-one path."""
         rows = wf.candidates(inst.state, t.event)
@@ -654,7 +746,7 @@ class Runtime:
             return None
         if wf.tasks_for_event(t.event) or wf.notifications_on_event(t.event):
             return None
-        data = dict(inst.data or {})
+        data = inst.data if isinstance(inst.data, dict) else json.loads(inst.data or "{}")
         ctx = self._ctx(conn, wf, inst.id, inst.state, data, {}, SYSTEM_ACTOR, now, partner, t.event, None)
         try:
             chosen = wf.select(ctx, t.event)
@@ -695,10 +787,7 @@ class Runtime:
         arm = [row for p in plans for row in p["arm"]]
         if arm:
             _INSERT_TIMERS.executemany(conn, arm)
-        done = conn.execute(update(TM).where(TM.c.id.in_(fired), TM.c.status == "claimed",
-                                             TM.c.claimed_by == self.worker_id)
-                            .values(status="fired", fired_at=now, lease_until=None))
-        if done.rowcount != len(fired):
+        if _BATCH_FIRED.execute(conn, {"ids": fired, "now": now, "worker": self.worker_id}) != len(fired):
             raise Conflict("a timer of the batch was taken by another worker")
 
     def _fire_timer(self, conn: Connection, t, now: datetime) -> str:
@@ -715,14 +804,31 @@ class Runtime:
             raise Conflict(f"timer {t.id} was taken by another worker")
         return "fired"
 
-    def drain(self, now: datetime | None = None, batch: int = 200) -> SweepResult:
-        """Sweep until nothing is due at `now` (timers armed during the drain included)."""
+    def drain(self, now: datetime | None = None, batch: int = 200, max_batch: int = MAX_SWEEP_BATCH) -> SweepResult:
+        """Sweep until nothing is due at `now` (timers armed during the drain included).
+
+        A sweep that claims a full batch in less than `SWEEP_TARGET_SECONDS`
+        doubles the next one, up to `max_batch`; one that takes four times that
+        halves it, down to `batch`. At a month start, when thousands of
+        deadlines fall due together, a few large batches fire them several
+        times faster than many small ones (fewer commits; a page of cases,
+        timers or index is written once for many of them), while no firing
+        transaction holds SQLite's write lock, or PostgreSQL's row locks, much
+        longer than a quarter of a second.
+        """
         total = SweepResult()
+        size = batch
         while True:
-            step = self.sweep(batch, now)
+            began = time.perf_counter()
+            step = self.sweep(size, now)
+            took = time.perf_counter() - began
             total += step
             if step.claimed == 0:
                 return total
+            if step.claimed >= size and took < SWEEP_TARGET_SECONDS:
+                size = min(max_batch, size * 2)
+            elif took > 4 * SWEEP_TARGET_SECONDS:
+                size = max(batch, size // 2)
 
     # ------------------------------------------------------------ schedules
     def run_schedules(self, now: datetime | None = None) -> int:

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, select, update
 
 from benchmarks.lifecycle import registry as bench_registry
 from engine.actors import Actor
 from engine.clock import ManualClock
+from engine.definition import Timer as TimerRule
+from engine.definition import Transition, Workflow
 from engine.models import History, Instance, Timer
+from engine.registry import Registry
 from engine.runtime import Runtime
+from engine.schema import Field, Schema
 
 from tests.conftest import START
 
@@ -90,3 +95,84 @@ def test_plain_timers_are_fired_set_based_without_falling_back_to_one_by_one(db,
     assert result.fired == 5
     assert calls == [], "plain timers went through the one-by-one path"
     assert not [r for r in caplog.records if "fell back" in r.getMessage()]
+
+
+class Step(StrEnum):
+    waiting = "waiting"
+    reminded = "reminded"
+    escalated = "escalated"
+    expired = "expired"
+
+
+STEPS = Workflow(
+    name="batch_steps", title="Batch steps", states=Step, initial=Step.waiting,
+    final=(Step.escalated, Step.expired), partner_required=False, start_roles={"ecosystem_manager"},
+    start_schema=Schema(Field("urgent", "bool", required=False, default=False)),
+    transitions=(
+        Transition("remind", Step.waiting, Step.reminded, {"system"}),  # the same way for every case
+        Transition("lapse", Step.reminded, Step.escalated, {"system"}, when=lambda ctx: ctx.data["urgent"]),
+        Transition("lapse", Step.reminded, Step.expired, {"system"}),  # a branch: decided per case
+    ),
+    timers=(TimerRule(Step.waiting, "remind", after=timedelta(days=1)),
+            TimerRule(Step.reminded, "lapse", after=timedelta(days=2))),
+)
+
+
+def _steps(db, n):
+    reg = Registry()
+    reg.add(STEPS)
+    rt = Runtime(db, ManualClock(START), reg)
+    ids = [rt.start("batch_steps", {"urgent": k % 2 == 0}, MANAGER, view=False)["id"] for k in range(n)]
+    calls = []
+    one_by_one = rt._fire_timer
+    rt._fire_timer = lambda conn, t, now: calls.append(t.id) or one_by_one(conn, t, now)
+    return rt, ids, calls
+
+
+def test_an_event_that_leads_one_way_arms_the_next_states_timers_for_the_whole_batch(db):
+    rt, ids, calls = _steps(db, 6)
+    now = START + timedelta(days=1, seconds=1)
+    assert rt.sweep(limit=100, now=now).fired == 6
+    assert calls == []
+    with db.read() as conn:
+        cases = conn.execute(select(I.c.state, I.c.version, I.c.state_entered_at, I.c.is_final)
+                             .where(I.c.id.in_(ids))).all()
+        armed = conn.execute(select(TM.c.instance_id, TM.c.name, TM.c.state, TM.c.armed_version, TM.c.due_at)
+                             .where(TM.c.status == "pending")).all()
+    assert set(cases) == {("reminded", 2, now, False)}
+    assert sorted(armed) == [(i, "lapse", "reminded", 2, now + timedelta(days=2)) for i in ids]
+
+
+def test_a_branch_is_decided_per_case_in_the_same_batch(db):
+    rt, ids, calls = _steps(db, 6)
+    rt.sweep(limit=100, now=START + timedelta(days=1, seconds=1))
+    assert rt.sweep(limit=100, now=START + timedelta(days=3, seconds=2)).fired == 6
+    assert calls == []
+    with db.read() as conn:
+        states = dict(conn.execute(select(I.c.id, I.c.state).where(I.c.id.in_(ids))).all())
+        history = conn.execute(select(H.c.instance_id, H.c.event, H.c.to_state, H.c.version)
+                               .where(H.c.event == "lapse").order_by(H.c.instance_id)).all()
+        timers = dict(conn.execute(select(TM.c.status, func.count()).group_by(TM.c.status)).all())
+    assert states == {i: ("escalated" if k % 2 == 0 else "expired") for k, i in enumerate(ids)}
+    assert [tuple(h) for h in history] == [(i, "lapse", states[i], 3) for i in ids]
+    assert timers == {"fired": 12}
+
+
+def test_drain_grows_its_batch_while_sweeps_are_quick_and_shrinks_it_when_they_are_slow(db, monkeypatch):
+    import engine.runtime as runtime
+
+    rt, ids = _cases(db, 60)
+    sizes = []
+    sweep = rt.sweep
+    rt.sweep = lambda limit, now=None: sizes.append(limit) or sweep(limit, now)
+    monkeypatch.setattr(runtime, "SWEEP_TARGET_SECONDS", 3600.0)  # every sweep counts as quick
+    assert rt.drain(now=START + timedelta(days=3, seconds=1), batch=4, max_batch=32).fired == 60
+    assert sizes == [4, 8, 16, 32, 32]  # 4 + 8 + 16 + 32 = 60, then one sweep finds nothing
+
+    rt2, _ = _cases(db, 10)
+    sizes.clear()
+    sweep2 = rt2.sweep
+    rt2.sweep = lambda limit, now=None: sizes.append(limit) or sweep2(limit, now)
+    monkeypatch.setattr(runtime, "SWEEP_TARGET_SECONDS", 0.0)  # every sweep counts as slow
+    assert rt2.drain(now=START + timedelta(days=6), batch=4, max_batch=32).fired == 10
+    assert sizes == [4, 4, 4, 4]

@@ -70,7 +70,7 @@ def no_scan(db, text_: str) -> None:
 
 def test_claim_reads_pending_timers_in_due_order_from_the_partial_index(loaded):
     rt = Runtime(loaded, ManualClock(T0), None)
-    text_ = plan(loaded, rt._claim_statement(500, T0 + timedelta(seconds=N // 2)))
+    text_ = plan(loaded, rt_module._CLAIM, rt._claim_params(500, T0 + timedelta(seconds=N // 2)))
     no_scan(loaded, text_)
     if loaded.is_sqlite:  # the rowid is part of every SQLite index, so either timer index gives (due_at, id) order
         assert "ix_timers_pending_due" in text_ or "ix_timers_status_due" in text_, text_

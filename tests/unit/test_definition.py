@@ -108,3 +108,48 @@ def test_schema_exports_json_schema():
 
 def test_system_role_name():
     assert SYSTEM == "system"
+
+
+def _machine_destination(wf, state, event, ctx=None):
+    """Ask the shared machine itself, with a fresh model (no kept answer)."""
+    from engine.definition import _Model
+
+    model = _Model(state)
+    assert wf.machine.events[event].trigger(model, ctx=ctx)
+    return model.state
+
+
+def test_kept_destinations_are_the_machines_own_answers_for_every_lifecycle():
+    checked = 0
+    for wf in default_registry().workflows.values():
+        for state in wf.state_names:
+            for event in wf.events_from(state):
+                rows = wf.candidates(state, event)
+                kept = wf.fixed_destination(state, event)
+                if rows[0].when is not None:
+                    assert kept is None, (wf.name, state, event)
+                    continue
+                assert kept == _machine_destination(wf, state, event) == (rows[0].dest or state), (wf.name, state, event)
+                checked += 1
+    assert checked > 50
+    assert default_registry().workflows["exam_voucher"].fixed_destination("issued", "approve") is None  # not allowed
+
+
+def test_a_branch_condition_is_asked_of_the_machine_every_time():
+    from engine.definition import Ctx
+
+    wf = Workflow(
+        name="branchy", title="Branchy", states=S, initial=S.a, final=(S.b,), partner_required=False,
+        start_schema=Schema(Field("big", "bool", required=False, default=False)), start_roles={SYSTEM},
+        transitions=(Transition("go", S.a, S.b, {SYSTEM}, when=lambda ctx: ctx.data["big"]),
+                     Transition("go", S.a, S.a, {SYSTEM})),
+    )
+
+    def ctx(big):
+        return Ctx(workflow=wf, instance_id=1, state="a", data={"big": big}, payload={}, actor=None, now=None,
+                   calendar=None, partner=None, conn=None, runtime=None, event="go", comment=None)
+
+    rows = wf.candidates("a", "go")
+    assert wf.fixed_destination("a", "go") is None
+    assert [wf.apply(rows[0], ctx(True)), wf.apply(rows[1], ctx(False)), wf.apply(rows[0], ctx(True))] == ["b", "a", "b"]
+    assert wf._fixed_dest == {}
