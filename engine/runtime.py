@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Column, Connection, Text, func, insert, select, update
+from sqlalchemy import Boolean, Column, Connection, Text, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from .actors import SYSTEM_ACTOR, Actor
@@ -121,18 +121,26 @@ _CLAIM = Fast({dialect: "UPDATE timers SET status = 'claimed', claimed_by = :wor
                         "RETURNING id, instance_id, event, state, armed_version, due_at, name"
                for dialect, lock in (("sqlite", ""), ("postgresql", " FOR UPDATE SKIP LOCKED"))},
               binds={"now": _UTC, "lease_until": _UTC},
-              result=(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, TM.c.due_at, TM.c.name))
+              # due_at as the driver gives it: it only orders a case's timers, and its text sorts like its instant
+              result=(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, Column("due_at", Text()),
+                      TM.c.name))
 #: The cases of a claimed batch, in id order (row-locked in that order on PostgreSQL); `data` stays JSON text
 #: on SQLite until a timer needs it.
 _BATCH_CASES = Fast.select(
-    (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, I.c.state_entered_at,
-     Column("data", Text())),
+    (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, Column("data", Text())),
     {"sqlite": f"WHERE {ids_in('id', 'ids')['sqlite']} ORDER BY id",
      "postgresql": f"WHERE {ids_in('id', 'ids')['postgresql']} ORDER BY id FOR UPDATE"}, binds={"ids": ID_LIST})
 _BATCH_MINE = Fast.select((TM.c.id,), {d: f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
                                        for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
 _BATCH_PARTNERS = Fast.select(P.c, {d: f"WHERE {cond}" for d, cond in ids_in("id", "ids").items()},
                               binds={"ids": ID_LIST})
+#: A case moved by a timer of the batch: the state's entry instant is reset only when the state changed.
+_BATCH_UPDATE = Fast("UPDATE instances SET state = :state, version = :version, updated_at = :now, "
+                     "is_final = :is_final, business_key = :business_key, "
+                     "state_entered_at = CASE WHEN :moved THEN :now ELSE state_entered_at END "
+                     "WHERE id = :_iid AND version = :_old_version", table=I, binds={"now": _UTC, "moved": Boolean()})
+#: The payload of every timer's history row (shared: converted once per batch).
+_NO_PAYLOAD: dict = {}
 _BATCH_FIRED = Fast({d: "UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
                         f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
                      for d, cond in ids_in("id", "ids").items()}, binds={"now": _UTC, "ids": ID_LIST})
@@ -730,13 +738,11 @@ class Runtime:
             "timer": t, "changed": route.changed, "has_tasks": route.has_tasks,
             "arm": [{"instance_id": iid, "name": name, "event": event, "state": dest, "armed_version": version,
                      "due_at": now + after, "created_at": now} for name, event, after in route.arm],
-            "update": {"_iid": iid, "_old_version": inst.version, "state": dest, "version": version,
-                       "updated_at": now, "is_final": route.is_final,
-                       "state_entered_at": now if route.changed else inst.state_entered_at,
-                       "business_key": inst.business_key},
+            "update": {"_iid": iid, "_old_version": inst.version, "state": dest, "version": version, "now": now,
+                       "is_final": route.is_final, "moved": route.changed, "business_key": inst.business_key},
             "history": {"instance_id": iid, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
                         "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
-                        "payload": {}, "timer_id": t.id},
+                        "payload": _NO_PAYLOAD, "timer_id": t.id},
         }
 
     def _plan_plain(self, conn: Connection, wf: Workflow, inst, t, partner: dict | None, now: datetime):
@@ -763,17 +769,16 @@ class Runtime:
         arm = self._timer_rows(wf, ctx, dest, version) if changed else []
         return {
             "timer": t, "changed": changed, "arm": arm, "has_tasks": bool(wf.tasks),
-            "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version,
-                       "updated_at": now, "is_final": wf.is_final(dest),
-                       "state_entered_at": now if changed else inst.state_entered_at,
+            "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version, "now": now,
+                       "is_final": wf.is_final(dest), "moved": changed,
                        "business_key": wf.business_key(data) if wf.business_key else inst.business_key},
             "history": {"instance_id": inst.id, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
                         "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
-                        "payload": {}, "timer_id": t.id},
+                        "payload": _NO_PAYLOAD, "timer_id": t.id},
         }
 
     def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
-        count = _UPDATE_INSTANCE_STATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged
+        count = _BATCH_UPDATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged
         if conn.dialect.supports_sane_multi_rowcount and count != len(plans):
             raise Conflict("a case changed while its timer fired")
         _INSERT_HISTORY.executemany(conn, [p["history"] for p in plans])

@@ -112,9 +112,11 @@ STEPS = Workflow(
         Transition("remind", Step.waiting, Step.reminded, {"system"}),  # the same way for every case
         Transition("lapse", Step.reminded, Step.escalated, {"system"}, when=lambda ctx: ctx.data["urgent"]),
         Transition("lapse", Step.reminded, Step.expired, {"system"}),  # a branch: decided per case
+        Transition("nudge", Step.reminded, None, {"system"}),  # internal: stays, keeps the other timers
     ),
     timers=(TimerRule(Step.waiting, "remind", after=timedelta(days=1)),
-            TimerRule(Step.reminded, "lapse", after=timedelta(days=2))),
+            TimerRule(Step.reminded, "lapse", after=timedelta(days=2)),
+            TimerRule(Step.reminded, "nudge", after=timedelta(days=1))),
 )
 
 
@@ -140,12 +142,29 @@ def test_an_event_that_leads_one_way_arms_the_next_states_timers_for_the_whole_b
         armed = conn.execute(select(TM.c.instance_id, TM.c.name, TM.c.state, TM.c.armed_version, TM.c.due_at)
                              .where(TM.c.status == "pending")).all()
     assert set(cases) == {("reminded", 2, now, False)}
-    assert sorted(armed) == [(i, "lapse", "reminded", 2, now + timedelta(days=2)) for i in ids]
+    assert sorted(armed) == sorted([(i, "lapse", "reminded", 2, now + timedelta(days=2)) for i in ids]
+                                   + [(i, "nudge", "reminded", 2, now + timedelta(days=1)) for i in ids])
+
+
+def test_an_internal_timer_event_keeps_the_state_its_entry_instant_and_its_other_timers(db):
+    rt, ids, calls = _steps(db, 4)
+    entered = START + timedelta(days=1, seconds=1)
+    rt.sweep(limit=100, now=entered)
+    nudged = entered + timedelta(days=1, seconds=1)
+    assert rt.sweep(limit=100, now=nudged).fired == 4
+    assert calls == []
+    with db.read() as conn:
+        cases = conn.execute(select(I.c.state, I.c.version, I.c.state_entered_at, I.c.updated_at)
+                             .where(I.c.id.in_(ids))).all()
+        pending = conn.execute(select(TM.c.name).where(TM.c.status == "pending")).scalars().all()
+    assert set(cases) == {("reminded", 3, entered, nudged)}
+    assert pending == ["lapse"] * 4
 
 
 def test_a_branch_is_decided_per_case_in_the_same_batch(db):
     rt, ids, calls = _steps(db, 6)
     rt.sweep(limit=100, now=START + timedelta(days=1, seconds=1))
+    rt.sweep(limit=100, now=START + timedelta(days=2, seconds=2))  # the nudges
     assert rt.sweep(limit=100, now=START + timedelta(days=3, seconds=2)).fired == 6
     assert calls == []
     with db.read() as conn:
@@ -154,8 +173,8 @@ def test_a_branch_is_decided_per_case_in_the_same_batch(db):
                                .where(H.c.event == "lapse").order_by(H.c.instance_id)).all()
         timers = dict(conn.execute(select(TM.c.status, func.count()).group_by(TM.c.status)).all())
     assert states == {i: ("escalated" if k % 2 == 0 else "expired") for k, i in enumerate(ids)}
-    assert [tuple(h) for h in history] == [(i, "lapse", states[i], 3) for i in ids]
-    assert timers == {"fired": 12}
+    assert [tuple(h) for h in history] == [(i, "lapse", states[i], 4) for i in ids]
+    assert timers == {"fired": 18}
 
 
 def test_drain_grows_its_batch_while_sweeps_are_quick_and_shrinks_it_when_they_are_slow(db, monkeypatch):
