@@ -66,6 +66,8 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._spare: list[Connection] = []  # SQLite: the last write's connection, for the next write
+        self._spare_pid = os.getpid()
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
@@ -79,10 +81,36 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (IMMEDIATE on SQLite); commits on success, rolls back on any error."""
-        with self.engine.connect() as conn:
+        """A write transaction (IMMEDIATE on SQLite); commits on success, rolls back on any error.
+
+        On SQLite, the connection of a write that committed is kept checked
+        out for the next one (one spare per process, taken by whichever thread
+        writes next): a pool checkout and check-in cost more than a small
+        transaction's own statements. A write that failed closes its
+        connection. PostgreSQL always checks out from the pool, whose
+        pre-ping survives a server restart.
+        """
+        conn = self._take_spare()
+        if conn is None:
+            conn = self.engine.connect()
+        committed = False
+        try:
             with conn.begin():
                 yield conn
+            committed = True
+        finally:
+            if committed and self.is_sqlite and not conn.invalidated and not self._spare:
+                self._spare.append(conn)
+            else:
+                conn.close()
+
+    def _take_spare(self) -> Connection | None:
+        if self._spare_pid != os.getpid():  # a forked child never uses its parent's SQLite connection
+            self._spare, self._spare_pid = [], os.getpid()
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -100,6 +128,8 @@ class Database:
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:
+        while self._spare:
+            self._spare.pop().close()
         self.engine.dispose()
 
 
