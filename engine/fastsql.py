@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections import namedtuple
+from datetime import date, datetime
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Column, Connection, Table
@@ -109,7 +110,7 @@ class Fast:
             sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", text.replace("%", "%%"))
         else:  # pragma: no cover - the two stores partnerflow supports are above
             raise NotImplementedError(f"fast statements do not support the {dialect.name} driver")
-        binds = tuple((n, p) for n, t in self.types.items()
+        binds = tuple((n, _last_one(p) if _immutable(t) else p) for n, t in self.types.items()
                       if (p := t.dialect_impl(dialect).bind_processor(dialect)) is not None)
         results = row = None
         if self.result is not None:
@@ -196,6 +197,32 @@ class Fast:
         rows = self.all(conn, params)
         return rows[0] if rows else None
 
+
+
+def _immutable(type_: TypeEngine) -> bool:
+    try:
+        return type_.python_type in (datetime, date)
+    except NotImplementedError:
+        return False
+
+
+def _last_one(process):
+    """`process` remembering its last value: a transaction binds its one "now" to several statements.
+
+    For immutable values only (datetimes); the remembered value is held, so
+    no other object can take its identity meanwhile.
+    """
+    last = [(_MISSING, None)]
+
+    def convert(value):
+        pair = last[0]
+        if pair[0] is value:
+            return pair[1]
+        out = process(value)
+        last[0] = (value, out)
+        return out
+
+    return convert
 
 
 def driver_error(conn: Connection, exc: Exception, sql: str, params, cursor=None) -> DBAPIError:

@@ -75,15 +75,20 @@ _TM_VIEW = (TM.c.id, TM.c.name, TM.c.event, TM.c.state, TM.c.due_at, TM.c.status
 _TK_VIEW = (TK.c.id, TK.c.name, TK.c.role, TK.c.title, TK.c.status, TK.c.assignee, TK.c.due_at, TK.c.flags,
             TK.c.created_at)
 _LOAD = Fast.select(I.c, "WHERE id = :iid")
-_LOAD_LOCKED = Fast.select(I.c, "WHERE id = :iid FOR UPDATE")
+#: What a change reads of its case (see `Runtime.can_see` and `fire_in`), row-locked on PostgreSQL.
+_LOAD_FOR_CHANGE = Fast.select(
+    (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, I.c.data, I.c.created_by),
+    {"sqlite": "WHERE id = :iid", "postgresql": "WHERE id = :iid FOR UPDATE"})
 _PARTNER = Fast.select(P.c, "WHERE id = :pid")
 
 
 def _update_instance(with_data: bool) -> Fast:
+    """A change of a case; the state's entry instant is reset only when the state changed (`moved`)."""
     data = "data = :data, " if with_data else ""
-    return Fast(f"UPDATE instances SET state = :state, version = :version, {data}updated_at = :updated_at, "
-                "is_final = :is_final, state_entered_at = :state_entered_at, business_key = :business_key "
-                "WHERE id = :_iid AND version = :_old_version", table=I)
+    return Fast(f"UPDATE instances SET state = :state, version = :version, {data}updated_at = :now, "
+                "is_final = :is_final, business_key = :business_key, "
+                "state_entered_at = CASE WHEN :moved THEN :now ELSE state_entered_at END "
+                "WHERE id = :_iid AND version = :_old_version", table=I, binds={"now": _UTC, "moved": Boolean()})
 
 
 _UPDATE_INSTANCE = _update_instance(with_data=True)
@@ -134,11 +139,6 @@ _BATCH_MINE = Fast.select((TM.c.id,), {d: f"WHERE {cond} AND status = 'claimed' 
                                        for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
 _BATCH_PARTNERS = Fast.select(P.c, {d: f"WHERE {cond}" for d, cond in ids_in("id", "ids").items()},
                               binds={"ids": ID_LIST})
-#: A case moved by a timer of the batch: the state's entry instant is reset only when the state changed.
-_BATCH_UPDATE = Fast("UPDATE instances SET state = :state, version = :version, updated_at = :now, "
-                     "is_final = :is_final, business_key = :business_key, "
-                     "state_entered_at = CASE WHEN :moved THEN :now ELSE state_entered_at END "
-                     "WHERE id = :_iid AND version = :_old_version", table=I, binds={"now": _UTC, "moved": Boolean()})
 #: The payload of every timer's history row (shared: converted once per batch).
 _NO_PAYLOAD: dict = {}
 _BATCH_FIRED = Fast({d: "UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
@@ -336,9 +336,8 @@ class Runtime:
         new_data = {**data, **updates} if updates else data
         version = row.version + 1
         changed = not chosen.internal
-        values = {"_iid": instance_id, "_old_version": row.version, "state": dest, "version": version,
-                  "updated_at": now, "is_final": wf.is_final(dest),
-                  "state_entered_at": now if changed else row.state_entered_at,
+        values = {"_iid": instance_id, "_old_version": row.version, "state": dest, "version": version, "now": now,
+                  "is_final": wf.is_final(dest), "moved": changed,
                   "business_key": wf.business_key(new_data) if wf.business_key else row.business_key}
         ctx.data, ctx.state = new_data, dest
         if new_data == (row.data or {}):
@@ -371,7 +370,7 @@ class Runtime:
 
     def _load(self, conn: Connection, instance_id: int, actor: Actor | None):
         instance_id = whole_number("instance_id", instance_id, "a case number")
-        row = (_LOAD_LOCKED if self.db.is_postgres else _LOAD).first(conn, {"iid": instance_id})
+        row = _LOAD_FOR_CHANGE.first(conn, {"iid": instance_id})
         if row is None or (actor is not None and not self.can_see(actor, row)):
             raise NotFound(f"case {instance_id} not found")
         return row
@@ -778,7 +777,7 @@ class Runtime:
         }
 
     def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
-        count = _BATCH_UPDATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged
+        count = _UPDATE_INSTANCE_STATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged
         if conn.dialect.supports_sane_multi_rowcount and count != len(plans):
             raise Conflict("a case changed while its timer fired")
         _INSERT_HISTORY.executemany(conn, [p["history"] for p in plans])
