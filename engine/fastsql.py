@@ -14,6 +14,7 @@ commit, rollback and savepoints stay SQLAlchemy's. Engine
 ``before_cursor_execute``/``after_cursor_execute`` listeners are called as for
 any statement, and driver errors are raised as SQLAlchemy's `DBAPIError`
 subclasses (a lost connection invalidates it, as SQLAlchemy does).
+Listeners set on one connection alone are called too.
 
 Everything not on the hot path keeps using SQLAlchemy Core.
 """
@@ -154,7 +155,8 @@ class Fast:
             converted = self._convert(prepared, params)
         raw = conn.connection.driver_connection
         cursor = raw.cursor()
-        dispatch = conn.dispatch
+        # the engine's own listeners (a connection joined to them would build a joined dispatcher per access)
+        dispatch = conn.dispatch if conn._has_events else conn.engine.dispatch
         sql = prepared.sql
         try:
             if dispatch.before_cursor_execute:
