@@ -146,7 +146,9 @@ class Instance(Base):
     __table_args__ = (
         Index("ix_instances_workflow_state", "workflow", "state"),
         Index("ix_instances_partner_workflow", "partner_id", "workflow", "id"),
-        Index("ix_instances_business_key", "workflow", "business_key"),
+        # partial: every lookup by business key is an equality, and cases without one skip the index
+        Index("ix_instances_business_key", "workflow", "business_key",
+              sqlite_where=text("business_key IS NOT NULL"), postgresql_where=text("business_key IS NOT NULL")),
     )
 
 

@@ -102,3 +102,20 @@ def test_per_case_statements_use_an_index_on_the_case(loaded, name, params, inde
     text_ = plan(loaded, getattr(rt_module, name), params)
     assert any(i in text_ for i in index.split("|")), text_
     no_scan(loaded, text_)
+
+
+def test_a_lookup_by_business_key_uses_the_partial_index(loaded):
+    from sqlalchemy import select
+
+    from engine.models import Instance
+
+    I = Instance.__table__
+    text_ = plan(loaded, select(I.c.id).where(I.c.workflow == "bench_approval", I.c.business_key == "k-7"))
+    assert "ix_instances_business_key" in text_, text_
+    no_scan(loaded, text_)
+    with loaded.engine.connect() as conn:  # cases without a key are not in it
+        if loaded.is_sqlite:
+            where = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_instances_business_key'")
+        else:
+            where = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_instances_business_key'")
+        assert "business_key is not null" in where.scalar_one().lower()
