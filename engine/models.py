@@ -167,9 +167,14 @@ class History(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Set when a timer fired this event; unique, so a timer can never fire twice.
-    timer_id: Mapped[int | None] = mapped_column(Id, unique=True)
+    timer_id: Mapped[int | None] = mapped_column(Id)
 
-    __table_args__ = (UniqueConstraint("instance_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("instance_id", "version"),
+        # a timer fires at most once; only rows a timer wrote are in the index (migration 1002)
+        Index("uq_history_timer_id", "timer_id", unique=True,
+              sqlite_where=text("timer_id IS NOT NULL"), postgresql_where=text("timer_id IS NOT NULL")),
+    )
 
 
 class Timer(Base):

@@ -113,9 +113,18 @@ def test_a_lookup_by_business_key_uses_the_partial_index(loaded):
     text_ = plan(loaded, select(I.c.id).where(I.c.workflow == "bench_approval", I.c.business_key == "k-7"))
     assert "ix_instances_business_key" in text_, text_
     no_scan(loaded, text_)
-    with loaded.engine.connect() as conn:  # cases without a key are not in it
-        if loaded.is_sqlite:
-            where = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_instances_business_key'")
+    assert "business_key is not null" in index_sql(loaded, "ix_instances_business_key")  # keyless cases skip it
+
+
+def index_sql(db, name: str) -> str:
+    with db.engine.connect() as conn:
+        if db.is_sqlite:
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (name,))
         else:
-            where = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_instances_business_key'")
-        assert "business_key is not null" in where.scalar_one().lower()
+            sql = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = %(n)s", {"n": name})
+        return sql.scalar_one().lower()
+
+
+def test_only_timer_firings_are_in_the_unique_timer_index(loaded):
+    sql = index_sql(loaded, "uq_history_timer_id")
+    assert "unique" in sql and "timer_id is not null" in sql, sql
