@@ -50,6 +50,7 @@ from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, U
 from .recipients import resolve
 from .registry import Registry, default_registry
 from .roles import ADMIN, OPERATOR_ROLES
+from .schema import COMMENT
 
 log = logging.getLogger("partnerflow.runtime")
 
@@ -146,6 +147,13 @@ _BATCH_FIRED = Fast({d: "UPDATE timers SET status = 'fired', fired_at = :now, le
                      for d, cond in ids_in("id", "ids").items()}, binds={"now": _UTC, "ids": ID_LIST})
 _BATCH_OBSOLETE = Fast({d: f"UPDATE timers SET status = 'obsolete', lease_until = NULL WHERE {cond}"
                         for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
+
+
+def _comment(comment) -> str | None:
+    """A person's comment as stored: text, no NUL, at most 4,000 characters; blank is none."""
+    if comment is None:
+        return None
+    return COMMENT.clean(comment, "comment").strip() or None
 
 
 _REST, _OBSOLETE, _PER_CASE = "rest", "obsolete", "per case"  #: the other answers of `Runtime._route`
@@ -277,6 +285,7 @@ class Runtime:
                  comment: str | None = None) -> int:
         if not isinstance(data, dict):
             raise ValidationError("data", "must be a JSON object")
+        comment = _comment(comment)
         if not actor.may(frozenset(wf.start_roles)):
             needed = " or ".join(sorted(wf.start_roles)) or "nobody (started by the system)"
             raise Forbidden(f"starting {wf.name} needs role {needed}; {actor.login} has "
@@ -317,6 +326,7 @@ class Runtime:
             raise StaleVersion(instance_id, expected_version, row.version)
         if not isinstance(payload, dict):
             raise ValidationError("payload", "must be a JSON object")
+        comment = _comment(comment)
         rows = wf.candidates(row.state, event)
         if not rows:
             raise EventNotAllowed(event, row.state, wf.allowed_events(row.state, actor),

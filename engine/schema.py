@@ -259,3 +259,6 @@ class Schema:
 
 
 EMPTY = Schema()
+#: The comment a person may add to a start or an event (shown in the case history); checked by the runtime
+#: whatever the interface (NUL characters are refused: PostgreSQL text cannot hold them).
+COMMENT = Field("comment", "text", required=False, max_length=4000, description="Shown in the case history")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from engine.registry import Registry
 from engine.roles import SYSTEM
-from engine.schema import Field, Schema
+from engine.schema import COMMENT, Field, Schema
 
 MAX_VERSION = 2**31 - 1
 
-COMMENT = Field("comment", "text", required=False, max_length=4000, description="Shown in the case history")
 START_BODY = Schema(Field("data", "json", required=False, description="Start data (see the lifecycle's schema)"),
                     COMMENT)
 GENERIC_START_BODY = Schema(Field("workflow", "str", max_length=64, description="Lifecycle name"),

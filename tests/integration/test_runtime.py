@@ -117,6 +117,23 @@ def test_comment_required_on_reject(runtime, people):
     assert runtime.fire(case["id"], "reject", people["alice"], comment="no budget")["state"] == "rejected"
 
 
+@pytest.mark.parametrize("comment, reason", [
+    ("no\x00budget", "comment: must not contain NUL characters"),
+    (42, "comment: must be text, got int"),
+    ("x" * 4001, "comment: is 4001 characters long; at most 4000 allowed"),
+])
+def test_a_bad_comment_is_refused_and_nothing_is_saved(runtime, people, comment, reason):
+    with pytest.raises(ValidationError, match=reason):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"], comment)
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    before = counts(runtime.db)
+    with pytest.raises(ValidationError, match=reason):
+        runtime.fire(case["id"], "reject", people["alice"], comment=comment)
+    assert counts(runtime.db) == before
+    after = runtime.fire(case["id"], "reject", people["alice"], comment="  no budget \n")
+    assert after["history"][-1]["comment"] == "no budget"
+
+
 def test_stale_version_is_refused(runtime, people):
     case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
     with pytest.raises(StaleVersion, match="at version 1, not 7"):
