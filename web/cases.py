@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from engine.errors import PartnerflowError, ValidationError
+from engine.errors import NotFound, PartnerflowError, ValidationError
 
 from . import services
 from .auth import login_required, runtime
@@ -31,6 +31,30 @@ def index():
 @login_required
 def show(case_id: int):
     return _render_case(case_id)
+
+
+@bp.get("/join/customer/<code>")
+@login_required
+def join_customer(code: str):
+    """The link of a customer invitation (in its email, or the QR code handed over offline): the invited
+    customer, once signed in, lands on the case, where they accept or decline it."""
+    rt = runtime()
+    case_id = None
+    if "customer_association" in rt.registry.workflows:
+        from workflows.customer_association import invitation_by_code
+
+        with rt.db.read() as conn:
+            case_id = invitation_by_code(conn, code)
+    if case_id is not None:
+        try:
+            rt.get(case_id, g.actor)  # the invited customer, the inviting partner and operators see it
+        except NotFound:
+            case_id = None
+    if case_id is None:
+        raise NotFound("this invitation link is not open for you: it was accepted, declined, withdrawn or has "
+                       "expired, or it was sent to another customer. Sign in as the invited customer, or ask the "
+                       "partner for a new invitation")
+    return redirect(url_for("cases.show", case_id=case_id))
 
 
 @bp.post("/cases/<id:case_id>/events/<event>")

@@ -45,6 +45,7 @@ case for the registration page.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -231,13 +232,17 @@ def start_invitation(ctx: Ctx) -> dict:
     return out
 
 
+#: What `start_invitation` issues: `secrets.token_urlsafe(18)`, 24 URL-safe characters.
+CODE_RE = re.compile(r"[A-Za-z0-9_-]{24}")
+
+
 def invitation_by_code(conn, code: str) -> int | None:
-    """The open invitation case a registration link or QR code names, if any."""
-    for row in conn.execute(select(I.c.id, I.c.data).where(I.c.workflow == "customer_association",
-                                                            I.c.state == S.invited)):
-        if (row.data or {}).get("code") == code:
-            return row.id
-    return None
+    """The open invitation case a registration link or QR code names, if any (the code is compared in SQL,
+    among open invitations only: ``ix_instances_workflow_state``)."""
+    if not isinstance(code, str) or not CODE_RE.fullmatch(code):
+        return None
+    return conn.execute(select(I.c.id).where(I.c.workflow == "customer_association", I.c.state == S.invited,
+                                             I.c.data["code"].as_string() == code).limit(1)).scalar()
 
 
 def invitation_end(ctx: Ctx) -> datetime:
