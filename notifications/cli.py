@@ -11,7 +11,9 @@ from __future__ import annotations
 import click
 
 from engine import cli as engine_cli
-from engine.cli import _echo_json, _runtime, handle_errors
+from engine.cliutil import echo_json as _echo_json
+from engine.cliutil import handle_errors
+from engine.cliutil import open_runtime as _runtime
 
 
 @click.group()

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import _echo_json, _runtime, handle_errors
+from engine.cliutil import echo_json as _echo_json
+from engine.cliutil import handle_errors
+from engine.cliutil import open_runtime as _runtime
 
 from . import services
 
