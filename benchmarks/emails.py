@@ -77,11 +77,15 @@ def _parse(received) -> dict:
 
 def _serve(port: int, conn) -> None:
     """Serve on 127.0.0.1:port; on 'collect', parse and hand over what arrived since the last collect."""
-    from aiosmtpd.controller import Controller
+    try:
+        from aiosmtpd.controller import Controller
 
-    handler = _Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+        handler = _Recorder()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+    except Exception as exc:  # noqa: BLE001 - told to the harness, which reports it
+        conn.send(f"{type(exc).__name__}: {exc}")
+        return
     conn.send("ready")
     cpu = time.process_time()
     try:
@@ -104,8 +108,9 @@ class _Server:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(self.port, child), daemon=True)
         self._proc.start()
-        if not self._conn.poll(60) or self._conn.recv() != "ready":
-            raise RuntimeError("the SMTP server did not start")
+        reply = self._conn.recv() if self._conn.poll(60) else "no answer in 60 s"
+        if reply != "ready":
+            raise RuntimeError(f"the SMTP server did not start: {reply}")
 
     def collect(self) -> dict:
         self._conn.send("collect")
