@@ -390,7 +390,7 @@ class Workflow:
         rows = self.candidates(state, event)
         if not rows or rows[0].when is not None:
             return None
-        return self.apply(rows[0], _StateOnly(state))
+        return self.apply(rows[0], _Model(state))  # no condition to evaluate: the machine sees only the state
 
     # -- presentation -------------------------------------------------------
     def describe(self) -> dict:
@@ -462,15 +462,6 @@ class Workflow:
 
 
 class _Model:
-    __slots__ = ("state",)
-
-    def __init__(self, state):
-        self.state = state
-
-
-class _StateOnly:
-    """What the machine sees of a case when no row it may take has a condition: the state."""
-
     __slots__ = ("state",)
 
     def __init__(self, state):

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Column, Connection, Table
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import Text, TypeDecorator, TypeEngine
+from sqlalchemy.types import Numeric, Text, TypeDecorator, TypeEngine
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 _MISSING = object()
@@ -43,7 +43,7 @@ class _Prepared:
 
 class IdList(TypeDecorator):
     """A list of whole numbers bound as one parameter: JSON text on SQLite (read with ``json_each``), an array
-    on PostgreSQL (``= ANY``). See `ids_in`."""
+    on PostgreSQL (``= ANY``). See `each_dialect`."""
 
     impl = Text
     cache_ok = True
@@ -52,14 +52,25 @@ class IdList(TypeDecorator):
         return json.dumps(list(value)) if dialect.name == "sqlite" else list(value)
 
 
-ID_LIST = IdList()
+#: Bind types of a statement over a batch of ids (the ``:ids`` of ``{in_ids}``).
+ID_LIST_BINDS = {"ids": IdList()}
+
+_DIALECT_PARTS = {
+    "sqlite": {"lock": "", "skip_locked": "", "in_ids": "IN (SELECT value FROM json_each(:ids))"},
+    "postgresql": {"lock": " FOR UPDATE", "skip_locked": " FOR UPDATE SKIP LOCKED", "in_ids": "= ANY(:ids)"},
+}
 
 
-def ids_in(column: str, param: str) -> dict[str, str]:
-    """``column`` is one of the ids in list parameter ``param`` (bind it as `ID_LIST`), per dialect: one
-    parameter however long the list, so the statement is written once and costs no SQL compilation."""
-    return {"sqlite": f"{column} IN (SELECT value FROM json_each(:{param}))",
-            "postgresql": f"{column} = ANY(:{param})"}
+def each_dialect(template: str) -> dict[str, str]:
+    """`template` written once, as SQL for each dialect partnerflow supports.
+
+    ``{lock}`` row-locks what a SELECT reads on PostgreSQL (SQLite's one
+    writer already holds the whole database); ``{skip_locked}`` also skips
+    rows other transactions hold; ``column {in_ids}`` tests a column against
+    the id list ``:ids`` (bind it with `ID_LIST_BINDS`): one parameter however
+    long the list, so the statement is written once and costs no compilation.
+    """
+    return {dialect: template.format(**parts) for dialect, parts in _DIALECT_PARTS.items()}
 
 
 def _per_dialect(sql: str | Mapping[str, str]) -> dict[str, str]:
@@ -71,7 +82,8 @@ class Fast:
     """One hot-path statement.
 
     `sql` uses ``:name`` parameters; where dialects need different text it is
-    a mapping from dialect name (``sqlite``, ``postgresql``) to SQL. A
+    a mapping from dialect name (``sqlite``, ``postgresql``) to SQL, usually
+    made by `each_dialect`. A
     parameter named like a column of `table` gets that column's type; `binds`
     names the types of the others that need conversion (datetimes, JSON, id
     lists). `result` lists the columns a SELECT returns, in order; rows come
@@ -115,7 +127,7 @@ class Fast:
                       if (p := t.dialect_impl(dialect).bind_processor(dialect)) is not None)
         results = row = None
         if self.result is not None:
-            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.result)
+            results = tuple(_result_processor(c, dialect) for c in self.result)
             row = namedtuple("Row", [c.name for c in self.result])
         prepared = self._prepared[dialect.name] = _Prepared(sql, binds, results, row)
         return prepared
@@ -199,6 +211,16 @@ class Fast:
         rows = self.all(conn, params)
         return rows[0] if rows else None
 
+
+
+def _result_processor(column: Column, dialect):
+    """SQLAlchemy's result processor for `column` on `dialect`. psycopg returns NUMERIC as `Decimal` already,
+    and SQLAlchemy's PostgreSQL numeric processor needs the cursor's type code, which a statement prepared
+    before it runs does not have."""
+    impl = column.type.dialect_impl(dialect)
+    if dialect.name == "postgresql" and isinstance(impl, Numeric):
+        return None
+    return impl.result_processor(dialect, None)
 
 
 def _immutable(type_: TypeEngine) -> bool:

@@ -45,7 +45,7 @@ from .errors import (
     ValidationError,
     whole_number,
 )
-from .fastsql import ID_LIST, Fast, ids_in
+from .fastsql import ID_LIST_BINDS, Fast, each_dialect
 from .models import History, Instance, Outbox, Partner, Schedule, Task, Timer, User, UTCDateTime
 from .recipients import resolve
 from .registry import Registry, default_registry
@@ -79,7 +79,7 @@ _LOAD = Fast.select(I.c, "WHERE id = :iid")
 #: What a change reads of its case (see `Runtime.can_see` and `fire_in`), row-locked on PostgreSQL.
 _LOAD_FOR_CHANGE = Fast.select(
     (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, I.c.data, I.c.created_by),
-    {"sqlite": "WHERE id = :iid", "postgresql": "WHERE id = :iid FOR UPDATE"})
+    each_dialect("WHERE id = :iid{lock}"))
 _PARTNER = Fast.select(P.c, "WHERE id = :pid")
 
 
@@ -120,33 +120,30 @@ _TIMER_FIRED = Fast("UPDATE timers SET status = 'fired', fired_at = :now, lease_
                     "WHERE id = :tid AND status = 'claimed' AND claimed_by = :worker", binds={"now": _UTC})
 
 # The sweep's statements: one parameter for a whole batch of ids.
-_CLAIM_DUE = "SELECT id FROM timers WHERE status = 'pending' AND due_at <= :now ORDER BY due_at, id LIMIT :limit"
 #: Claim the `limit` earliest due pending timers (index ``ix_timers_pending_due``; SKIP LOCKED on PostgreSQL).
-_CLAIM = Fast({dialect: "UPDATE timers SET status = 'claimed', claimed_by = :worker, lease_until = :lease_until, "
-                        f"attempts = attempts + 1 WHERE id IN ({_CLAIM_DUE}{lock}) "
-                        "RETURNING id, instance_id, event, state, armed_version, due_at, name"
-               for dialect, lock in (("sqlite", ""), ("postgresql", " FOR UPDATE SKIP LOCKED"))},
-              binds={"now": _UTC, "lease_until": _UTC},
-              # due_at as the driver gives it: it only orders a case's timers, and its text sorts like its instant
-              result=(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, Column("due_at", Text()),
-                      TM.c.name))
-#: The cases of a claimed batch, in id order (row-locked in that order on PostgreSQL); `data` stays JSON text
-#: on SQLite until a timer needs it.
-_BATCH_CASES = Fast.select(
-    (I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key, Column("data", Text())),
-    {"sqlite": f"WHERE {ids_in('id', 'ids')['sqlite']} ORDER BY id",
-     "postgresql": f"WHERE {ids_in('id', 'ids')['postgresql']} ORDER BY id FOR UPDATE"}, binds={"ids": ID_LIST})
-_BATCH_MINE = Fast.select((TM.c.id,), {d: f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
-                                       for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
-_BATCH_PARTNERS = Fast.select(P.c, {d: f"WHERE {cond}" for d, cond in ids_in("id", "ids").items()},
-                              binds={"ids": ID_LIST})
+_CLAIM = Fast(each_dialect(
+    "UPDATE timers SET status = 'claimed', claimed_by = :worker, lease_until = :lease_until, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM timers WHERE status = 'pending' AND due_at <= :now ORDER BY due_at, id "
+    "LIMIT :limit{skip_locked}) RETURNING id, instance_id, event, state, armed_version, due_at, name"),
+    binds={"now": _UTC, "lease_until": _UTC},
+    # due_at as the driver gives it: it only orders a case's timers, and its text sorts like its instant
+    result=(TM.c.id, TM.c.instance_id, TM.c.event, TM.c.state, TM.c.armed_version, Column("due_at", Text()),
+            TM.c.name))
+#: The cases of a claimed batch, in id order (row-locked in that order on PostgreSQL).
+_BATCH_CASES = Fast.select((I.c.id, I.c.workflow, I.c.state, I.c.version, I.c.partner_id, I.c.business_key),
+                           each_dialect("WHERE id {in_ids} ORDER BY id{lock}"), binds=ID_LIST_BINDS)
+#: The data of the cases whose timers are planned one case at a time (JSON text on SQLite, decoded when used).
+_BATCH_DATA = Fast.select((I.c.id, Column("data", Text())), each_dialect("WHERE id {in_ids}"), binds=ID_LIST_BINDS)
+_BATCH_MINE = Fast.select((TM.c.id,), each_dialect("WHERE id {in_ids} AND status = 'claimed' AND claimed_by = :worker"),
+                          binds=ID_LIST_BINDS)
+_BATCH_PARTNERS = Fast.select(P.c, each_dialect("WHERE id {in_ids}"), binds=ID_LIST_BINDS)
 #: The payload of every timer's history row (shared: converted once per batch).
 _NO_PAYLOAD: dict = {}
-_BATCH_FIRED = Fast({d: "UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
-                        f"WHERE {cond} AND status = 'claimed' AND claimed_by = :worker"
-                     for d, cond in ids_in("id", "ids").items()}, binds={"now": _UTC, "ids": ID_LIST})
-_BATCH_OBSOLETE = Fast({d: f"UPDATE timers SET status = 'obsolete', lease_until = NULL WHERE {cond}"
-                        for d, cond in ids_in("id", "ids").items()}, binds={"ids": ID_LIST})
+_BATCH_FIRED = Fast(each_dialect("UPDATE timers SET status = 'fired', fired_at = :now, lease_until = NULL "
+                                 "WHERE id {in_ids} AND status = 'claimed' AND claimed_by = :worker"),
+                    binds={"now": _UTC, **ID_LIST_BINDS})
+_BATCH_OBSOLETE = Fast(each_dialect("UPDATE timers SET status = 'obsolete', lease_until = NULL WHERE id {in_ids}"),
+                       binds=ID_LIST_BINDS)
 
 
 def _comment(comment) -> str | None:
@@ -690,9 +687,13 @@ class Runtime:
         if by_case:
             pids = sorted({inst.partner_id for _, inst in by_case if inst.partner_id is not None})
             partners = {r.id: r._asdict() for r in _BATCH_PARTNERS.all(conn, {"ids": pids})} if pids else {}
+            data = {r.id: r.data for r in _BATCH_DATA.all(conn, {"ids": [inst.id for _, inst in by_case]})}
             for t, inst in by_case:
-                plan = self._plan_plain(conn, self.registry.workflows[inst.workflow], inst, t,
-                                        partners.get(inst.partner_id), now)
+                try:
+                    plan = self._plan_per_case(conn, self.registry.workflows[inst.workflow], inst, data[inst.id], t,
+                                               partners.get(inst.partner_id), now)
+                except Exception:  # noqa: BLE001 - no branch applies, a bad deadline...: the one-by-one path says
+                    plan = None
                 if plan is None:
                     rest.append(t)
                 else:
@@ -712,79 +713,74 @@ class Runtime:
         return rest
 
     def _route(self, workflow: str, state: str, event: str):
-        """How timers firing `event` on cases of `workflow` in `state` are planned (see `_Route`)."""
+        """How timers firing `event` on cases of `workflow` in `state` are fired (see `_Route`).
+
+        `_REST` (one by one, in `_fire_timer`) when the transition has a rule
+        only the full path runs: a guard, effect, four-eyes or payload rule, a
+        required comment, tasks or emails on the event, a role the system
+        lacks. `_PER_CASE` when it is plain but where it leads, or what it arms,
+        depends on the case: a branch condition, a business key, a timer that
+        is not a fixed duration.
+        """
         wf = self.registry.workflows.get(workflow)
         if wf is None:
             return _REST
         rows = wf.candidates(state, event)
         if not rows:
             return _OBSOLETE
-        chosen = rows[0]
-        if (chosen.when is not None or chosen.comment_required or wf.business_key
-                or any(r.guards or r.effect or r.four_eyes or r.payload.fields for r in rows)
+        if (any(r.guards or r.effect or r.four_eyes or r.payload.fields or r.comment_required for r in rows)
                 or wf.tasks_for_event(event) or wf.notifications_on_event(event)):
-            return _PER_CASE
+            return _REST
         try:
             wf.check_roles(rows, event, SYSTEM_ACTOR)
         except PartnerflowError:
-            return _PER_CASE  # refused for every case: the one-by-one path records why
+            return _REST  # refused for every case: the one-by-one path records why
         dest = wf.fixed_destination(state, event)
-        if dest is None:
+        if dest is None or wf.business_key:
             return _PER_CASE
-        changed = not chosen.internal
+        changed = not rows[0].internal
         arm = wf.timers_for(dest) if changed else []
-        if changed and (wf.notifications_on_enter(dest) or wf.tasks_for_state(dest)
-                        or any(tm.after is None or tm.when is not None for tm in arm)):
+        if changed and (wf.notifications_on_enter(dest) or wf.tasks_for_state(dest)):
+            return _REST
+        if any(tm.after is None or tm.when is not None for tm in arm):
             return _PER_CASE
         return _Route(dest=dest, changed=changed, is_final=wf.is_final(dest), has_tasks=bool(wf.tasks),
                       arm=tuple((tm.key, tm.event, tm.after) for tm in arm))
 
     @staticmethod
-    def _plan_route(route: _Route, inst, t, now: datetime) -> dict:
+    def _plan(t, inst, dest: str, changed: bool, is_final: bool, has_tasks: bool, arm: list, business_key,
+              now: datetime) -> dict:
+        """The writes of firing timer `t` on case `inst` (see `_write_plans`)."""
         version = inst.version + 1
-        iid, dest = inst.id, route.dest
         return {
-            "timer": t, "changed": route.changed, "has_tasks": route.has_tasks,
-            "arm": [{"instance_id": iid, "name": name, "event": event, "state": dest, "armed_version": version,
-                     "due_at": now + after, "created_at": now} for name, event, after in route.arm],
-            "update": {"_iid": iid, "_old_version": inst.version, "state": dest, "version": version, "now": now,
-                       "is_final": route.is_final, "moved": route.changed, "business_key": inst.business_key},
-            "history": {"instance_id": iid, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
-                        "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
-                        "payload": _NO_PAYLOAD, "timer_id": t.id},
-        }
-
-    def _plan_plain(self, conn: Connection, wf: Workflow, inst, t, partner: dict | None, now: datetime):
-        """The writes of firing timer `t` on `inst`, or None when it needs the one-by-one path."""
-        rows = wf.candidates(inst.state, t.event)
-        if any(r.guards or r.effect or r.four_eyes or r.payload.fields for r in rows):
-            return None
-        if wf.tasks_for_event(t.event) or wf.notifications_on_event(t.event):
-            return None
-        data = inst.data if isinstance(inst.data, dict) else json.loads(inst.data or "{}")
-        ctx = self._ctx(conn, wf, inst.id, inst.state, data, {}, SYSTEM_ACTOR, now, partner, t.event, None)
-        try:
-            chosen = wf.select(ctx, t.event)
-        except PartnerflowError:
-            return None
-        changed = not chosen.internal
-        if changed and (wf.notifications_on_enter(chosen.dest) or wf.tasks_for_state(chosen.dest)):
-            return None
-        dest = wf.apply(chosen, ctx)
-        if ctx.followups:
-            return None
-        version = inst.version + 1
-        ctx.state = dest
-        arm = self._timer_rows(wf, ctx, dest, version) if changed else []
-        return {
-            "timer": t, "changed": changed, "arm": arm, "has_tasks": bool(wf.tasks),
+            "timer": t, "changed": changed, "arm": arm, "has_tasks": has_tasks,
             "update": {"_iid": inst.id, "_old_version": inst.version, "state": dest, "version": version, "now": now,
-                       "is_final": wf.is_final(dest), "moved": changed,
-                       "business_key": wf.business_key(data) if wf.business_key else inst.business_key},
+                       "is_final": is_final, "moved": changed, "business_key": business_key},
             "history": {"instance_id": inst.id, "version": version, "at": now, "actor": SYSTEM_ACTOR.login,
                         "event": t.event, "from_state": inst.state, "to_state": dest, "comment": None,
                         "payload": _NO_PAYLOAD, "timer_id": t.id},
         }
+
+    def _plan_route(self, route: _Route, inst, t, now: datetime) -> dict:
+        version = inst.version + 1
+        arm = [{"instance_id": inst.id, "name": name, "event": event, "state": route.dest, "armed_version": version,
+                "due_at": now + after, "created_at": now} for name, event, after in route.arm]
+        return self._plan(t, inst, route.dest, route.changed, route.is_final, route.has_tasks, arm,
+                          inst.business_key, now)
+
+    def _plan_per_case(self, conn: Connection, wf: Workflow, inst, data, t, partner: dict | None, now: datetime):
+        """The writes of firing plain timer `t` on `inst`, decided with its data; None when the branch taken
+        leads to a state with tasks or emails (the one-by-one path)."""
+        data = json.loads(data) if isinstance(data, str) else (data or {})
+        ctx = self._ctx(conn, wf, inst.id, inst.state, data, {}, SYSTEM_ACTOR, now, partner, t.event, None)
+        chosen = wf.select(ctx, t.event)
+        changed = not chosen.internal
+        if changed and (wf.notifications_on_enter(chosen.dest) or wf.tasks_for_state(chosen.dest)):
+            return None
+        dest = ctx.state = wf.apply(chosen, ctx)
+        arm = self._timer_rows(wf, ctx, dest, inst.version + 1) if changed else []
+        return self._plan(t, inst, dest, changed, wf.is_final(dest), bool(wf.tasks), arm,
+                          wf.business_key(data) if wf.business_key else inst.business_key, now)
 
     def _write_plans(self, conn: Connection, plans: list, now: datetime) -> None:
         count = _UPDATE_INSTANCE_STATE.executemany(conn, [p["update"] for p in plans])  # plain: data unchanged

@@ -195,3 +195,30 @@ def test_drain_grows_its_batch_while_sweeps_are_quick_and_shrinks_it_when_they_a
     monkeypatch.setattr(runtime, "SWEEP_TARGET_SECONDS", 0.0)  # every sweep counts as slow
     assert rt2.drain(now=START + timedelta(days=6), batch=4, max_batch=32).fired == 10
     assert sizes == [4, 4, 4, 4]
+
+
+class Gate(StrEnum):
+    waiting = "waiting"
+    opened = "opened"
+
+
+GATE = Workflow(
+    name="batch_gate", title="Batch gate", states=Gate, initial=Gate.waiting, final=(Gate.opened,),
+    partner_required=False, start_roles={"ecosystem_manager"},
+    start_schema=Schema(Field("ok", "bool", required=False, default=False)),
+    transitions=(Transition("open", Gate.waiting, Gate.opened, {"system"}, when=lambda ctx: ctx.data["ok"]),),
+    timers=(TimerRule(Gate.waiting, "open", after=timedelta(days=1)),),
+)
+
+
+def test_a_case_no_branch_applies_to_fails_alone_and_the_rest_of_the_batch_fires(db):
+    reg = Registry()
+    reg.add(GATE)
+    rt = Runtime(db, ManualClock(START), reg)
+    ids = [rt.start("batch_gate", {"ok": k != 1}, MANAGER, view=False)["id"] for k in range(4)]
+    result = rt.sweep(limit=100, now=START + timedelta(days=1, seconds=1))
+    assert (result.fired, result.failed) == (3, 1)
+    assert [rt.get(i)["state"] for i in ids] == ["opened", "waiting", "opened", "opened"]
+    with db.read() as conn:
+        error = conn.execute(select(TM.c.last_error).where(TM.c.instance_id == ids[1])).scalar_one()
+    assert "no branch that applies" in error
