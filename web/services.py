@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Column, String, delete, func, insert, select, update
-from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash
 
 from engine.actors import Actor
@@ -202,15 +201,7 @@ def parse_inbox_query(args, rt) -> InboxQuery:
     if partner is not None and len(partner) > 64:
         raise ValidationError("partner", "is not a partner code")
     limit = arg("limit")
-    if limit is None:
-        size = PAGE_SIZE
-    else:
-        try:
-            size = int(limit)
-        except ValueError:
-            raise ValidationError("limit", f"{limit!r} is not a whole number") from None
-        if not 1 <= size <= 200:
-            raise ValidationError("limit", "must be between 1 and 200")
+    size = PAGE_SIZE if limit is None else whole_number("limit", limit, low=1, high=200)
     after = arg("after")
     if after is not None:
         _decode_cursor(after)
@@ -244,17 +235,9 @@ def _zone(actor: Actor) -> str | None:
     return actor.timezone
 
 
-class _Amount(TypeDecorator):
-    """A task amount read by a `Fast` statement: the Decimal psycopg returns for NUMERIC, or SQLite's number
-    (or text) made the Decimal with two places SQLAlchemy's own Numeric(18, 2) would give."""
-
-    impl = String
-    cache_ok = True
-
-    def process_result_value(self, value, dialect):
-        if value is None or isinstance(value, Decimal):
-            return value
-        return Decimal(value) if isinstance(value, str) else Decimal("%.2f" % value)
+def _due_bounds(cal, now: datetime) -> tuple[datetime, datetime]:
+    """(now, end of the reader's day): a task due before the first is overdue, before the second due today."""
+    return now, cal.end_of_day(cal.local_date(now))
 
 
 # Columns of an inbox row: the task's, plus its partner's code and name (LEFT JOIN on the primary key).
@@ -262,7 +245,7 @@ _INBOX_COLS = (TK.c.id, TK.c.instance_id, TK.c.workflow, TK.c.partner_id, TK.c.s
                TK.c.assignee, TK.c.due_at, TK.c.amount, TK.c.currency, TK.c.flags, TK.c.created_at)
 _INBOX_SELECT = ("SELECT " + ", ".join(f"t.{c.name}" for c in _INBOX_COLS) + ", p.code, p.name "
                  "FROM tasks AS t {hint}LEFT JOIN partners AS p ON p.id = t.partner_id WHERE ")
-_INBOX_RESULT = tuple(Column("amount", _Amount()) if c is TK.c.amount else c for c in _INBOX_COLS) + (P.c.code, P.c.name)
+_INBOX_RESULT = _INBOX_COLS + (Column("partner_code", String()), Column("partner_name", String()))
 _INBOX_BINDS = {"lo": TK.c.due_at.type, "hi": TK.c.due_at.type, "c_due": TK.c.due_at.type}
 _inbox_statements: dict[tuple, Fast] = {}
 
@@ -290,6 +273,7 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
     """
     now = now or rt.now()
     cal = calendar_for(None, _zone(actor))
+    bounds = _due_bounds(cal, now)
     dialect = rt.db.dialect
     with rt.db.read() as conn:
         partner_id = None
@@ -308,8 +292,7 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
         if q.due == "overdue":
             hi = now
         elif q.due == "today":
-            today = cal.local_date(now)
-            lo, hi = cal.start_of_day(today), cal.end_of_day(today)
+            lo, hi = cal.start_of_day(cal.local_date(now)), bounds[1]
         elif q.due == "week":
             hi = now + timedelta(days=7)
         elif q.due == "none":
@@ -326,19 +309,17 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
             base.append("t.partner_id = :partner_id")
             params["partner_id"] = partner_id
         hint = ""
+        names = [f"r{i}" for i in range(len(roles))]
+        params.update(zip(names, roles))
         if q.assigned == "me":
             # One range of the (status, assignee, due_at, id) index: my tasks are few, my role's are many.
             # SQLite's statistics cannot tell (most assignees are NULL), so it is told which index to use.
-            names = [f"r{i}" for i in range(len(roles))]
-            params.update(zip(names, roles))
             params["assignee"] = actor.login
             groups = [("t.assignee = :assignee", f"t.role IN ({', '.join(':' + n for n in names)})")] if roles else []
             hint = "INDEXED BY ix_tasks_assignee " if dialect == "sqlite" else ""
         else:
-            groups = []
-            for i, role in enumerate(roles):
-                params[f"r{i}"] = role
-                groups.append((f"t.role = :r{i}",) + (("t.assignee IS NULL",) if q.assigned == "unassigned" else ()))
+            unassigned = ("t.assignee IS NULL",) if q.assigned == "unassigned" else ()
+            groups = [(f"t.role = :{n}", *unassigned) for n in names]
         rows: list = []
         if not (only_null or (cursor is not None and cursor[0] is None)):
             dated = ["t.due_at IS NOT NULL"]
@@ -370,10 +351,9 @@ def inbox(rt, actor: Actor, q: InboxQuery, now: datetime | None = None) -> dict:
             rows.extend(extra[:want - len(rows)])
     more = len(rows) > q.limit
     rows = rows[:q.limit]
-    bounds = (now, cal.end_of_day(cal.local_date(now)))
     local = cal.format
     login = actor.login
-    items = [_task_item(r, r.code, r.name, login, bounds, local) for r in rows]
+    items = [_task_item(r, r.partner_code, r.partner_name, login, bounds, local) for r in rows]
     nxt = _encode_cursor(rows[-1].due_at, rows[-1].id) if more and rows else None
     return {"items": items, "next": nxt, "now": now.isoformat(), "timezone": cal.timezone,
             "filters": {"workflow": q.workflow, "partner": q.partner, "due": q.due, "assigned": q.assigned}}
@@ -407,6 +387,22 @@ def _load_task(conn, actor: Actor, task_id) -> object:
     return row
 
 
+def invitation_case(rt, actor: Actor, code: str) -> int:
+    """The case a customer invitation link names, when it is open and `actor` may see it (the invited
+    customer, the inviting partner, operators); otherwise a NotFound that says why a link stops working."""
+    row = None
+    if "customer_association" in rt.registry.workflows:
+        from workflows.customer_association import open_invitation
+
+        with rt.db.read() as conn:
+            row = open_invitation(conn, code)
+    if row is None or not rt.can_see(actor, row):
+        raise NotFound("this invitation link is not open for you: it was accepted, declined, withdrawn or has "
+                       "expired, or it was sent to another customer. Sign in as the invited customer, or ask the "
+                       "partner for a new invitation")
+    return row.id
+
+
 def get_task(rt, actor: Actor, task_id) -> dict:
     with rt.db.read() as conn:
         row = _load_task(conn, actor, task_id)
@@ -415,7 +411,7 @@ def get_task(rt, actor: Actor, task_id) -> dict:
     now = rt.now()
     cal = calendar_for(None, _zone(actor))
     item = _task_item(row, partner.code if partner else None, partner.name if partner else None, actor.login,
-                      (now, cal.end_of_day(cal.local_date(now))), cal.format)
+                      _due_bounds(cal, now), cal.format)
     item["status"] = row.status
     return item
 
@@ -588,14 +584,7 @@ def list_cases(rt, actor: Actor, args) -> dict:
         if final not in ("true", "false"):
             _bad("final", final, ("true", "false"))
         conds.append(I.c.is_final.is_(final == "true"))
-    size = 50
-    if limit is not None:
-        try:
-            size = int(limit)
-        except ValueError:
-            raise ValidationError("limit", f"{limit!r} is not a whole number") from None
-        if not 1 <= size <= 200:
-            raise ValidationError("limit", "must be between 1 and 200")
+    size = 50 if limit is None else whole_number("limit", limit, low=1, high=200)
     if after is not None:
         conds.append(I.c.id < whole_number("after", after, "a case number"))
     with rt.db.read() as conn:
