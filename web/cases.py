@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from engine.errors import NotFound, PartnerflowError, ValidationError
+from engine.errors import PartnerflowError, ValidationError
 
 from . import services
 from .auth import login_required, runtime
@@ -38,22 +38,7 @@ def show(case_id: int):
 def join_customer(code: str):
     """The link of a customer invitation (in its email, or the QR code handed over offline): the invited
     customer, once signed in, lands on the case, where they accept or decline it."""
-    rt = runtime()
-    case_id = None
-    if "customer_association" in rt.registry.workflows:
-        from workflows.customer_association import invitation_by_code
-
-        with rt.db.read() as conn:
-            case_id = invitation_by_code(conn, code)
-    if case_id is not None:
-        try:
-            rt.get(case_id, g.actor)  # the invited customer, the inviting partner and operators see it
-        except NotFound:
-            case_id = None
-    if case_id is None:
-        raise NotFound("this invitation link is not open for you: it was accepted, declined, withdrawn or has "
-                       "expired, or it was sent to another customer. Sign in as the invited customer, or ask the "
-                       "partner for a new invitation")
+    case_id = services.invitation_case(runtime(), g.actor, code)
     return redirect(url_for("cases.show", case_id=case_id))
 
 
@@ -71,10 +56,7 @@ def decide(case_id: int, event: str):
             expected = int(version) if version.strip() else None
         except ValueError:
             raise ValidationError("expected_version", f"{version!r} is not a version number") from None
-        comment = (form.get("comment") or "").strip() or None
-        if comment is not None and len(comment) > 4000:
-            raise ValidationError("comment", f"is {len(comment)} characters long; at most 4000 allowed")
-        after = rt.fire(case_id, event, g.actor, payload, expected, comment)
+        after = rt.fire(case_id, event, g.actor, payload, expected, form.get("comment"))  # checked by the runtime
     except PartnerflowError as exc:
         if exc.status == 404:
             raise
@@ -99,7 +81,7 @@ def start(workflow: str):
         data = services.payload_from_form(wf.start_schema, request.form)
         if request.form.get("partner"):
             data["partner"] = request.form["partner"]
-        view = rt.start(workflow, data, g.actor, (request.form.get("comment") or "").strip() or None)
+        view = rt.start(workflow, data, g.actor, request.form.get("comment"))  # checked by the runtime
     except PartnerflowError as exc:
         return render_template("cases/new.html", workflows=services.startable_workflows(rt, g.actor),
                                partners=services.list_partners(rt, g.actor), error=exc,

@@ -41,7 +41,7 @@ Settings: ``PARTNERFLOW_CUSTOMER_INVITATION_DAYS`` (7),
 ``PARTNERFLOW_CUSTOMER_REVIEW_OUTSTANDING_RMB`` (2000.00),
 ``PARTNERFLOW_BASE_URL`` (http://127.0.0.1:8000) for the invitation link
 ``<base>/join/customer/<code>``; `invitation_by_code` resolves a code to its
-case for the registration page.
+case for the registration page (`open_invitation` also gives what decides who may see it).
 """
 from __future__ import annotations
 
@@ -236,13 +236,20 @@ def start_invitation(ctx: Ctx) -> dict:
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
-def invitation_by_code(conn, code: str) -> int | None:
-    """The open invitation case a registration link or QR code names, if any (the code is compared in SQL,
-    among open invitations only: ``ix_instances_workflow_state``)."""
+def open_invitation(conn, code: str):
+    """The open invitation case a registration link or QR code names, if any, with what `Runtime.can_see`
+    reads (the code is compared in SQL, among open invitations only: ``ix_instances_workflow_state``)."""
     if not isinstance(code, str) or not CODE_RE.fullmatch(code):
         return None
-    return conn.execute(select(I.c.id).where(I.c.workflow == "customer_association", I.c.state == S.invited,
-                                             I.c.data["code"].as_string() == code).limit(1)).scalar()
+    return conn.execute(select(I.c.id, I.c.partner_id, I.c.created_by, I.c.data).where(
+        I.c.workflow == "customer_association", I.c.state == S.invited,
+        I.c.data["code"].as_string() == code).limit(1)).first()
+
+
+def invitation_by_code(conn, code: str) -> int | None:
+    """The id of the open invitation case a registration link or QR code names, if any."""
+    row = open_invitation(conn, code)
+    return row.id if row is not None else None
 
 
 def invitation_end(ctx: Ctx) -> datetime:

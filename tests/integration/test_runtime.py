@@ -134,6 +134,11 @@ def test_a_bad_comment_is_refused_and_nothing_is_saved(runtime, people, comment,
     assert after["history"][-1]["comment"] == "no budget"
 
 
+def test_a_comment_of_exactly_4000_characters_is_kept_whole(runtime, people):
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"], "x" * 4000)
+    assert case["history"][-1]["comment"] == "x" * 4000
+
+
 def test_stale_version_is_refused(runtime, people):
     case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
     with pytest.raises(StaleVersion, match="at version 1, not 7"):

@@ -1,6 +1,7 @@
 """The customer invitation link (``/join/customer/<code>``, in the invitation email and the offline QR code)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 import pytest
@@ -23,8 +24,8 @@ def app(runtime, people):
     return create_app({"RUNTIME": runtime, "SECRET_KEY": SECRET, "DEMO": False})
 
 
-def _invite(runtime, people, channel="email"):
-    case = runtime.start("customer_association", {"email": "ann@example.com", "model": "referral",
+def _invite(runtime, people, channel="email", email="ann@example.com"):
+    case = runtime.start("customer_association", {"email": email, "model": "referral",
                                                   "channel": channel}, people["acme-admin"])
     return case, case["data"]["link"].split("://", 1)[1].split("/", 1)[1]
 
@@ -65,3 +66,18 @@ def test_another_customer_cannot_use_the_link(app, runtime, people):
     resp = Browser(app.test_client(), "bobby").get("/" + path)
     assert resp.status_code == 404
     assert runtime.get(case["id"])["state"] == "invited"
+
+
+def test_an_emailed_link_works_until_its_end_and_an_offline_one_for_good(app, runtime, people):
+    emailed, emailed_path = _invite(runtime, people, "email")
+    offline, offline_path = _invite(runtime, people, "offline", email="bob@customer.example")
+    end = datetime.fromisoformat(emailed["data"]["expires_at"])
+    ann, bob = Browser(app.test_client(), "ann"), Browser(app.test_client(), "bobby")
+    runtime.advance_to(end - timedelta(seconds=1))
+    assert ann.get("/" + emailed_path).status_code == 302
+    runtime.advance_to(end)
+    assert runtime.get(emailed["id"])["state"] == "expired"
+    assert ann.get("/" + emailed_path).status_code == 404
+    runtime.advance_to(end + timedelta(days=30))
+    resp = bob.get("/" + offline_path)
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/cases/{offline['id']}")
