@@ -135,11 +135,11 @@ def whole_number(field: str, raw, what: str = "a whole number", *, low: int = -M
 
     Ids and cursors go to 64-bit columns: a bigger number would fail inside the database driver.
     """
-    if isinstance(raw, bool):
-        raise ValidationError(field, f"{raw!r} is not {what}")
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise ValidationError(field, f"{raw!r} is not {what}")  # JSON's true, 1.5, Infinity and NaN
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(field, f"{raw!r} is not {what}") from None
     if not low <= value <= high:
         raise ValidationError(field, f"{value} is out of range ({low} to {high})")

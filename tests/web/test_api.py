@@ -279,3 +279,7 @@ def test_revoked_token_stops_working(api, rt, users):
 def test_numbers_beyond_64_bits_are_refused_naming_the_field(api, users, path):
     body = problem(api("mona")("GET", path), 422)
     assert "out of range" in body["detail"] and ("after" in body["detail"] or "case" in body["detail"])
+
+
+def test_the_largest_64_bit_cursor_is_taken(api, users):
+    assert api("mona")("GET", "/api/v1/cases?after=9223372036854775807").status_code == 200
