@@ -237,8 +237,6 @@ def _adapt(name: str, out: dict, target, op: str, unit: str, source: str) -> Met
             f"{k} {v.get('p95_ms')}" for k, v in pages.items() if isinstance(v, dict))
     if name == "emails_per_s":
         target = out.get("target_emails_per_s", target)
-        if out.get("dispatcher_emails_per_s") is not None:
-            note = f"one connection; dispatcher end to end {out['dispatcher_emails_per_s']}/s"
     if not isinstance(value, (int, float)):
         return Metric(name, None, unit, target, op, f"{source} did not report it")
     return Metric(name, float(value), unit, target, op, note)

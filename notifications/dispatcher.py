@@ -72,7 +72,6 @@ from engine.models import Outbox, User
 from engine.settings import setting
 
 from .models import OutboxAttempt
-from .outbox import log_attempt
 from .render import RenderError, TemplateCache, check_address, default_sender, envelope_address, is_plain_address, serialize_email
 
 log = logging.getLogger("partnerflow.mail")
@@ -81,18 +80,15 @@ OB = Outbox.__table__
 U = User.__table__
 
 
-# Built once and run with many parameter sets (executemany) by `Dispatcher._flush`.
-_FINISH = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
-                            OB.c.status == "sending")
-           .values(status=bindparam("new_status"), claimed_by=None, lease_until=None, last_error=None,
-                   sent_at=bindparam("sent")))
-_REQUEUE = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
-                             OB.c.status == "sending")
-            .values(status="queued", claimed_by=None, lease_until=None, last_error=bindparam("error"),
-                    next_attempt_at=bindparam("next")))
-_PARK = (update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
+# Built once and run with many parameter sets (executemany) by `Dispatcher._flush`. An outcome is written
+# only to a row this worker still holds (`_OWNED`): one whose lease ended and that another worker took is left alone.
+_OWNED = update(OB).where(OB.c.id == bindparam("oid"), OB.c.claimed_by == bindparam("worker"),
                           OB.c.status == "sending")
-         .values(status="failed", claimed_by=None, lease_until=None, last_error=bindparam("error")))
+_FINISH = _OWNED.values(status=bindparam("new_status"), claimed_by=None, lease_until=None, last_error=None,
+                        sent_at=bindparam("sent"))
+_REQUEUE = _OWNED.values(status="queued", claimed_by=None, lease_until=None, last_error=bindparam("error"),
+                         next_attempt_at=bindparam("next"))
+_PARK = _OWNED.values(status="failed", claimed_by=None, lease_until=None, last_error=bindparam("error"))
 _LOG = insert(OutboxAttempt.__table__)
 
 
@@ -261,7 +257,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._announcements = None
         self._digest_users: dict[str, set[str]] = {}
-        self._templates = TemplateCache()
+        self._templates: TemplateCache | None = None  # made anew for each batch (`run_batch`)
         self._updates: dict = {}  # statement -> parameter sets of outcomes not yet written
         self._logs: list[dict] = []  # their delivery-log entries
         self._first_kept = 0.0
@@ -309,9 +305,10 @@ class Dispatcher:
             expired = conn.execute(update(OB).where(OB.c.status == "sending", OB.c.lease_until < now)
                                    .values(status="queued", claimed_by=None, lease_until=None)
                                    .returning(OB.c.id, OB.c.claimed_by)).all()
-            for r in expired:
-                log_attempt(conn, r.id, now, "requeued", detail="the claiming worker's lease ended before an outcome "
-                            "was recorded", worker=self.worker_id)
+            if expired:
+                conn.execute(_LOG, [{"outbox_id": r.id, "at": now, "outcome": "requeued", "code": None,
+                                     "detail": "the claiming worker's lease ended before an outcome was recorded",
+                                     "worker": self.worker_id} for r in expired])
             result.requeued += len(expired)
             due = (select(OB.c.id).where(OB.c.status == "queued", OB.c.next_attempt_at <= now)
                    .order_by(OB.c.next_attempt_at, OB.c.id).limit(self.settings.batch_size))
@@ -340,7 +337,7 @@ class Dispatcher:
         return {r.id for r in kept}
 
     # ------------------------------------------------------------ prepare
-    def _prepare(self, row, now: datetime):
+    def _prepare(self, row):
         """The serialised message, 'digest' when it is held for a digest user, or the RenderError."""
         if row.recipient_login and self._held_for_digest(row):
             return "digest"
@@ -351,7 +348,7 @@ class Dispatcher:
 
     def _prepare_or_record(self, row, now: datetime, result: DispatchResult) -> bytes | None:
         """The message to send, or None when the row's outcome is already recorded (digested, cannot render)."""
-        outcome = self._prepare(row, now)
+        outcome = self._prepare(row)
         if outcome == "digest":
             self._finish(row.id, now, "digested", detail="held for the daily digest of open tasks")
             result.digested += 1
@@ -585,29 +582,45 @@ class Dispatcher:
             self._flush()
 
     def _flush(self) -> None:
-        """Write the kept outcomes in one transaction: one executemany per kind, one for the delivery log."""
+        """Write the kept outcomes in one transaction: one executemany per kind, one for the delivery log.
+
+        They are forgotten only once the transaction has committed: after a
+        failed write (the database unreachable for a moment) they stay kept,
+        and the next flush (at the latest the one that ends the batch) writes
+        them, so that a message the server accepted is not left ``sending``
+        and sent again when its lease ends.
+        """
         if not self._logs:
             return
-        updates, logs = self._updates, self._logs
-        self._updates, self._logs = {}, []
+        updates = {statement: params[:] for statement, params in self._updates.items()}
+        logs = self._logs[:]
         with self.db.write() as conn:
             for statement, params in updates.items():
                 conn.execute(statement, params)
             conn.execute(_LOG, logs)
+        for statement, params in updates.items():  # committed: drop exactly what was written
+            kept = self._updates[statement]
+            del kept[:len(params)]
+            if not kept:
+                del self._updates[statement]
+        del self._logs[:len(logs)]
+        if self._logs:
+            self._first_kept = time.monotonic()
 
 
 _UNSET = object()
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 def _data_bytes(raw: bytes) -> bytes:
-    """A message as it goes after DATA: CRLF line ends, leading dots doubled, the closing dot line."""
-    bare = raw.replace(b"\r\n", b"")
-    if b"\r" in bare or b"\n" in bare:
-        raw = _LINE_ENDS.sub(b"\r\n", raw)
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
+    """A message as it goes after DATA: leading dots doubled, then the closing dot line.
+
+    `serialize_email` gives CRLF line ends only (its headers are folded with
+    CRLF, its parts are base64 or quoted-printable split on every line end
+    and joined with CRLF) and ends with the closing boundary and CRLF, so the
+    line-end normalisation of `aiosmtplib.SMTP.sendmail` has nothing to do
+    here and ``.\\r\\n`` follows a complete line.
+    """
     if raw.startswith(b".") or b"\n." in raw:
         raw = _LEADING_DOT.sub(b"..", raw)
     return raw + b".\r\n"

@@ -372,10 +372,6 @@ def check_address(name: str, value: str) -> str:
     return value
 
 
-#: `check_address` remembered for the recipients seen lately (a batch often writes to the same people).
-check_mailbox = lru_cache(maxsize=4096)(check_address)
-
-
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
@@ -404,7 +400,11 @@ def default_sender() -> str:
 
 def serialize_email(row, sender: str | None = None, rendered: RenderedMessage | None = None, *,
                     templates: "TemplateCache | None" = None) -> bytes:
-    """The wire bytes of an outbox row's email (CRLF line ends): multipart/alternative, text then HTML.
+    """The wire bytes of an outbox row's email: multipart/alternative, text then HTML.
+
+    Every line ends with CRLF, the last one included (the closing boundary):
+    the dispatcher sends these bytes after DATA as they are, only doubling
+    leading dots.
 
     Assembled directly rather than through the `email` package's generator
     (about a millisecond per message, which matters at hundreds of emails per
@@ -419,7 +419,7 @@ def serialize_email(row, sender: str | None = None, rendered: RenderedMessage | 
     rendered = rendered or render_message(row, templates)
     recipient = _get(row, "recipient")
     message_id = _get(row, "message_id")
-    check_mailbox("To", recipient or "")
+    check_address("To", recipient or "")
     check_message_id(message_id or "")
     template = check_header("X-Partnerflow-Template", _get(row, "template") or "")
     created = _get(row, "created_at")

@@ -520,3 +520,113 @@ def test_a_batch_held_past_half_its_lease_writes_its_outcomes_and_renews_before_
     assert statements.count("renew") == 6, statements
     assert "".join(s[0] for s in statements) == "wr" + "wwr" * 5 + "ww", statements
     assert {r.status for r in rows(runtime.db)} == {"sent"}
+
+
+def test_a_failed_write_of_outcomes_keeps_them_for_the_next_flush_and_nothing_is_sent_twice(runtime, people,
+                                                                                              smtp_server):
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    for _ in range(3):
+        runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    d = dispatcher(runtime, worker_id="w", lease=120)
+    d.FLUSH_EVERY = 2  # a flush while the batch is being sent, before the one that ends it
+    failed = []
+
+    def fail_once(conn, cursor, statement, parameters, context, executemany):
+        if not failed and statement.startswith("INSERT INTO outbox_attempts"):  # inside the flush's transaction
+            failed.append(statement)
+            raise OperationalError(statement, parameters, Exception("database unreachable for a moment"))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", fail_once)
+    try:
+        with pytest.raises(OperationalError):
+            d.dispatch()
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", fail_once)
+    first = smtp_server.message_ids()
+    assert failed and 0 < len(first) < 6  # the batch stopped after the failed flush
+    for r in rows(runtime.db):  # the outcomes the failed write lost were written by the batch's last flush
+        if r.message_id in first:
+            assert r.status == "sent" and log(runtime.db, r.id) == [("sent", 250)], r
+        else:
+            assert r.status == "sending" and log(runtime.db, r.id) == [], r
+    runtime.advance(timedelta(seconds=121))
+    again = dispatcher(runtime, worker_id="other").dispatch()
+    assert again.requeued == again.sent == 6 - len(first)
+    ids = smtp_server.message_ids()
+    assert sorted(ids) == sorted({r.message_id for r in rows(runtime.db)})  # every message exactly once
+    assert {r.status for r in rows(runtime.db)} == {"sent"}
+    with runtime.db.read() as conn:
+        sent_logs = conn.execute(select(OA.c.outbox_id).where(OA.c.outcome == "sent")).scalars().all()
+    assert sorted(sent_logs) == [r.id for r in rows(runtime.db)]
+
+
+# ------------------------------------------------------------------ the serialiser's pieces
+def _random_text(rng: random.Random, length: int) -> str:
+    pieces = ["a", "Z", "0", " ", "\t", "=", "=3D", ".", "\n", "\r\n", "\r", "~", "é", "ß", "预", "算", "😀",
+              "\u2028", "\x0b", "\x00", "x" * 80, " " * 3, "=\n", " \n", "\t\n"]
+    return "".join(rng.choice(pieces) for _ in range(length))
+
+
+def _qp_cases():
+    edge = ["x", " ", "\t", "=", "\n", "a \n", "a\t", "a=", "x" * 75, "x" * 76, "x" * 77, "x" * 152, "x" * 153,
+            "x" * 74 + "=3D", "x" * 73 + "=3D", "x" * 72 + "=3D", "x" * 75 + " ", "x" * 74 + " ", "x" * 73 + " ",
+            "x" * 76 + " ", "x" * 150 + "\t", "=" * 100, "=\n=\n", "line one\r\nline two \r\n", "a\rb \rc",
+            "预算充足 " * 30, "é" * 40 + " ", "\n\n\n", "ends with a break\n", " " * 200]
+    rng = random.Random(2024)
+    return edge + [_random_text(rng, rng.randint(1, 120)) for _ in range(400)]
+
+
+def test_qp_line_wrapping_matches_the_standard_librarys_body_encode():
+    from email import quoprimime
+
+    from notifications.render import _qp, _qp_lines
+
+    for text in _qp_cases():
+        latin1 = text.encode("utf-8").decode("latin-1")  # what `_qp` hands to body_encode
+        expected = quoprimime.body_encode(latin1)
+        mapped = latin1.translate(quoprimime._QUOPRI_BODY_ENCODE_MAP)
+        assert _qp_lines(mapped) == expected, text
+        assert _qp(text) == "\r\n".join(re.split(r"\r\n|\r|\n", expected)), text
+
+
+def test_a_part_switches_to_base64_just_past_six_expensive_bytes_for_each_byte_of_text():
+    from email import message_from_string
+
+    from notifications.render import _part
+
+    def encoding_of(text):
+        part = message_from_string(_part("text/plain", text))
+        assert part.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n") == text  # decodes back
+        return part["Content-Transfer-Encoding"]
+
+    # two Chinese characters are 6 bytes that quoted-printable writes as three characters each
+    assert encoding_of("预算" + "a" * 30) == "quoted-printable"  # 6 * 6 == 36 bytes: not more than the length
+    assert encoding_of("预算" + "a" * 29) == "base64"  # 36 > 35
+    # an '=' costs three characters in quoted-printable too
+    assert encoding_of("=" * 4 + "b" * 20) == "quoted-printable"  # 6 * 4 == 24 bytes
+    assert encoding_of("=" * 4 + "b" * 19) == "base64"  # 24 > 23
+    assert encoding_of("plain English text\nwith two lines") == "quoted-printable"
+
+
+def test_serialised_messages_end_every_line_with_crlf_so_data_only_doubles_leading_dots(runtime, people):
+    from notifications.dispatcher import _data_bytes
+    from notifications.render import serialize_email
+
+    case = runtime.start("exam_voucher", VOUCHER, people["acme-admin"])
+    runtime.fire(case["id"], "approve", people["alice"], comment="x")
+    base = dict(rows(runtime.db, template="exam_voucher/approved")[0]._mapping)
+    rng = random.Random(11)
+    for i in range(60):
+        context = {**base["context"], "comment": _random_text(rng, rng.randint(0, 60)).replace("\x00", "") + "\n.d\n"}
+        context["data"] = {**context["data"], "exam": rng.choice([".NET", "预算\u2028x", "a\rb", "=?x?=", "é" * 90])}
+        row = {**base, "context": context, "locale": rng.choice(["en", "zh"])}
+        raw = serialize_email(row, "partnerflow <partnerflow@localhost>")
+        bare = raw.replace(b"\r\n", b"")
+        assert raw.endswith(b"\r\n") and b"\n" not in bare and b"\r" not in bare, raw
+        data = _data_bytes(raw)
+        assert data.endswith(b"\r\n.\r\n")
+        lines = data[:-3].split(b"\r\n")
+        assert all(not line.startswith(b".") or line.startswith(b"..") for line in lines)
+        assert b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines) == raw
