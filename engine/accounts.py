@@ -27,7 +27,7 @@ import pycountry
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from .cliutil import echo_json, handle_errors, open_runtime
-from .errors import Conflict, Forbidden, NotFound, ValidationError
+from .errors import Conflict, Forbidden, NotFound, ValidationError, whole_number
 from .models import Partner, User
 from .models_accounts import Account, AccountAssociation, CountryChange, ProcurementSupplier
 from .roles import ACCOUNT, ADMIN, OPERATOR_ROLES, PARTNER_ADMIN, PARTNER_MEMBER
@@ -193,11 +193,9 @@ def _country_ticket(conn: Connection, ticket, account: dict, country: str):
     from .models import Instance
 
     inst = Instance.__table__
-    ref = str(ticket).strip().lstrip("#")
-    if not ref.isdigit():
-        raise ValidationError("ticket", f"{ticket!r} is not a service ticket number (the case number of a "
-                              "registered_country_change ticket)")
-    row = conn.execute(select(inst).where(inst.c.id == int(ref), inst.c.workflow == "service_ticket")).first()
+    ref = whole_number("ticket", str(ticket).strip().lstrip("#"),
+                       "a service ticket number (the case number of a registered_country_change ticket)", low=1)
+    row = conn.execute(select(inst).where(inst.c.id == ref, inst.c.workflow == "service_ticket")).first()
     if row is None:
         raise ValidationError("ticket", f"no service ticket #{ref}")
     data = row.data or {}

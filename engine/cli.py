@@ -15,11 +15,7 @@ import threading
 import click
 
 from .clock import parse_duration
-# The private names are the ones `web.cli` and `notifications.cli` import from here.
-from .cliutil import echo_json as _echo_json
-from .cliutil import handle_errors
-from .cliutil import json_arg as _json_arg
-from .cliutil import open_runtime as _runtime
+from .cliutil import echo_json, handle_errors, json_arg, open_runtime
 from .db import Database, json_dumps
 from .errors import ValidationError
 
@@ -75,7 +71,7 @@ def workflows_list(as_json: bool) -> None:
     items = [{"name": wf.name, "title": wf.title, "faq": wf.faq, "states": wf.state_names,
               "initial": wf.initial, "final": list(wf.final)} for wf in default_registry()]
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     for item in items:
         click.echo(f"{item['name']:<28} {item['title']}  ({item['faq']})")
@@ -92,7 +88,7 @@ def workflows_show(name: str, as_json: bool) -> None:
     wf = default_registry().get(name)
     info = wf.describe()
     if as_json:
-        _echo_json({**info, "mermaid": wf.mermaid()})
+        echo_json({**info, "mermaid": wf.mermaid()})
         return
     click.echo(f"{wf.name}: {wf.title} ({wf.faq})")
     if wf.description:
@@ -135,8 +131,8 @@ def workflows_show(name: str, as_json: bool) -> None:
 @handle_errors
 def start(workflow: str, data_text: str, login: str, comment: str | None, as_json: bool) -> None:
     """Start a case of WORKFLOW."""
-    rt = _runtime()
-    view = rt.start(workflow, _json_arg(data_text, "data"), rt.actor(login), comment)
+    rt = open_runtime()
+    view = rt.start(workflow, json_arg(data_text, "data"), rt.actor(login), comment)
     _print_case(view, as_json, f"started case {view['id']} ({view['workflow']}), state {view['state']}")
 
 
@@ -152,8 +148,8 @@ def start(workflow: str, data_text: str, login: str, comment: str | None, as_jso
 def fire(instance_id: int, event: str, data_text: str, login: str, comment: str | None,
          expected_version: int | None, as_json: bool) -> None:
     """Fire EVENT on case INSTANCE_ID."""
-    rt = _runtime()
-    view = rt.fire(instance_id, event, rt.actor(login), _json_arg(data_text, "data"), expected_version, comment)
+    rt = open_runtime()
+    view = rt.fire(instance_id, event, rt.actor(login), json_arg(data_text, "data"), expected_version, comment)
     _print_case(view, as_json, f"case {view['id']}: {event} -> {view['state']} (version {view['version']})")
 
 
@@ -164,14 +160,14 @@ def fire(instance_id: int, event: str, data_text: str, login: str, comment: str 
 @handle_errors
 def show(instance_id: int, login: str | None, as_json: bool) -> None:
     """State, data, history, pending timers and open tasks of a case."""
-    rt = _runtime()
+    rt = open_runtime()
     view = rt.get(instance_id, rt.actor(login) if login else None)
     _print_case(view, as_json, None)
 
 
 def _print_case(view: dict, as_json: bool, headline: str | None) -> None:
     if as_json:
-        _echo_json(view)
+        echo_json(view)
         return
     if headline:
         click.echo(headline)
@@ -202,10 +198,10 @@ def _print_case(view: dict, as_json: bool, headline: str | None) -> None:
 @handle_errors
 def tasks(login: str, as_json: bool) -> None:
     """Open inbox tasks for a user's roles."""
-    rt = _runtime()
+    rt = open_runtime()
     items = rt.open_tasks(rt.actor(login), limit=200)
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     for t in items:
         click.echo(f"#{t['id']} case {t['case']} {t['workflow']} [{t['role']}] {t['title']} due {t['due_at'] or '-'}")
@@ -223,7 +219,7 @@ def clock() -> None:
 @handle_errors
 def clock_now() -> None:
     """Print the current instant (simulated or system)."""
-    rt = _runtime()
+    rt = open_runtime()
     now = rt.now()
     kind = "simulated" if rt.clock.simulated else "system"
     click.echo(f"{now.isoformat()} ({kind})")
@@ -235,7 +231,7 @@ def clock_now() -> None:
 @handle_errors
 def clock_advance(duration: str, as_json: bool) -> None:
     """Move simulated time forward by DURATION (7d, 36h, 1d12h, 90m) firing everything due on the way."""
-    rt = _runtime()
+    rt = open_runtime()
     result = rt.advance(parse_duration(duration))
     hooks = heartbeat_hooks()
     for hook in hooks:
@@ -244,7 +240,7 @@ def clock_advance(duration: str, as_json: bool) -> None:
                "timers_obsolete": result.timers_obsolete, "timers_failed": result.timers_failed,
                "schedules_run": result.schedules_run}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         click.echo(f"clock {summary['from']} -> {summary['to']}: {result.timers_fired} timer(s) fired, "
                    f"{result.schedules_run} schedule slot(s) run")
@@ -257,7 +253,7 @@ def clock_set(instant: str) -> None:
     """Move simulated time to INSTANT (ISO 8601 with offset), firing what falls due on the way forward."""
     from .schema import Field
 
-    rt = _runtime()
+    rt = open_runtime()
     from datetime import datetime
 
     target = datetime.fromisoformat(Field("instant", "datetime").clean(instant, "instant"))
@@ -286,10 +282,10 @@ def partners_add(data_text: str | None, **values) -> None:
     """Add a partner."""
     from .directory import add_partner
 
-    rt = _runtime()
+    rt = open_runtime()
     values = {k: v for k, v in values.items() if v is not None}
     if data_text:
-        values["data"] = _json_arg(data_text, "data")
+        values["data"] = json_arg(data_text, "data")
     now = rt.now()
     with rt.db.write() as conn:
         partner = add_partner(conn, values, now)
@@ -304,11 +300,11 @@ def partners_list(as_json: bool) -> None:
 
     from .models import Partner
 
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = [dict(r._mapping) for r in conn.execute(select(Partner.__table__).order_by(Partner.__table__.c.code))]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         click.echo(f"{r['code']:<16} {r['name']:<30} {r['program']} / {r['tier']}  {r['region']} {r['timezone']}")
@@ -335,7 +331,7 @@ def users_add(roles, **values) -> None:
     """Add a user."""
     from .directory import add_user
 
-    rt = _runtime()
+    rt = open_runtime()
     values = {k: v for k, v in values.items() if v is not None}
     values["roles"] = list(roles)
     now = rt.now()
@@ -353,11 +349,11 @@ def users_list(as_json: bool) -> None:
     from .directory import public_user
     from .models import User
 
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         rows = [public_user(dict(r._mapping)) for r in conn.execute(select(User.__table__).order_by(User.__table__.c.login))]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         click.echo(f"{r['login']:<24} {r['name']:<28} {','.join(r['roles'])}")
@@ -370,11 +366,11 @@ def vouchers(login: str, as_json: bool) -> None:
     """Exam vouchers a user can see (only issued ones)."""
     from workflows.exam_voucher import vouchers_for
 
-    rt = _runtime()
+    rt = open_runtime()
     with rt.db.read() as conn:
         items = vouchers_for(conn, login)
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     for v in items:
         click.echo(f"case {v['case']}: {v['exam']}" + (f" code {v['code']}" if v["code"] else ""))
@@ -391,7 +387,7 @@ def worker(interval: float, once: bool) -> None:
     """Run the scheduler only: timers, calendar schedules and the outbox (start as many as you like)."""
     from .scheduler import Heartbeat
 
-    rt = _runtime()
+    rt = open_runtime()
     beat = Heartbeat(rt, interval, heartbeat_hooks())
     if once:
         beat.beat()
@@ -422,7 +418,7 @@ def serve(host: str, port: int, demo: bool, interval: float) -> None:
 
     from .scheduler import Heartbeat
 
-    rt = _runtime()
+    rt = open_runtime()
     if demo:
         from .demo import seed
 
@@ -477,7 +473,7 @@ def demo_cmd() -> None:
     """Seed the demo data without serving (idempotent)."""
     from .demo import seed
 
-    click.echo(seed(_runtime()))
+    click.echo(seed(open_runtime()))
 
 
 def _register_plugins() -> None:

@@ -17,6 +17,7 @@ import click
 
 from .db import Database, json_dumps
 from .errors import PartnerflowError, ValidationError
+from .schema import Field
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,11 +62,9 @@ def json_arg(text: str | None, name: str) -> dict:
 
 
 def date_arg(value: str | None, name: str) -> date | None:
-    """A ``YYYY-MM-DD`` option as a date; None when not given."""
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        raise ValidationError(name, f"{value!r} is not a date as YYYY-MM-DD") from None
+    """A ``YYYY-MM-DD`` option (spaces around it ignored) as a date; None when not given."""
+    cleaned = Field(name, "date", required=False).clean(value, name)
+    return date.fromisoformat(cleaned) if cleaned else None
 
 
 def echo_json(value) -> None:

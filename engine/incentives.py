@@ -140,10 +140,8 @@ class PeriodTotal:
 
 def totals_for_period(conn: Connection, kind: str, period: str) -> list[PeriodTotal]:
     """Every partner with incentives of `kind` in `period`, with the total and the lines."""
-    partners = [r.partner_id for r in conn.execute(
-        select(IN.c.partner_id).where(IN.c.kind == kind, IN.c.period == period).distinct().order_by(IN.c.partner_id))]
     out = []
-    for pid in partners:
+    for pid in partners_with_incentives(conn, kind, period):
         lines = incentive_lines(conn, pid, kind, period)
         total = sum((Decimal(x["amount"]) for x in lines), Decimal("0"))
         out.append(PeriodTotal(pid, total.quantize(CENT), lines[0]["currency"], lines))
@@ -233,6 +231,12 @@ def partners_with_personnel(conn: Connection, first: date, last: date) -> list[i
     return [r.partner_id for r in conn.execute(
         select(DP.c.partner_id).where(DP.c.started_on <= last, (DP.c.ended_on.is_(None)) | (DP.c.ended_on >= first))
         .distinct().order_by(DP.c.partner_id))]
+
+
+def partners_with_incentives(conn: Connection, kind: str, period: str) -> list[int]:
+    """Ids of the partners with incentives of `kind` in `period`, in id order."""
+    return [r.partner_id for r in conn.execute(
+        select(IN.c.partner_id).where(IN.c.kind == kind, IN.c.period == period).distinct().order_by(IN.c.partner_id))]
 
 
 def whole_months(started_on: date, ended_on: date | None, first: date, last: date) -> int:

@@ -48,11 +48,15 @@ class ScheduleCtx:
         """The slot's date in the program's own calendar (mainland China, Beijing time: FAQ 5.7.12)."""
         return calendar_for(None, None).local_date(self.slot)
 
-    def partner_code(self, partner_id: int) -> str:
+    def partner_codes(self, partner_ids: Iterable[int]) -> dict[int, str]:
+        """The codes of the given partners in one query, by partner id."""
         from .models import Partner
 
         p = Partner.__table__
-        return self.conn.execute(select(p.c.code).where(p.c.id == partner_id)).scalar_one()
+        ids = list(partner_ids)
+        if not ids:
+            return {}
+        return {r.id: r.code for r in self.conn.execute(select(p.c.id, p.c.code).where(p.c.id.in_(ids)))}
 
     def case_exists(self, workflow: str, partner_id: int, business_key: str) -> bool:
         """Has the partner a case of `workflow` with this business key (a period, say) already?"""

@@ -189,10 +189,12 @@ def generate_quarter(sctx: ScheduleCtx) -> str:
         return (sctx.case_exists(NAME, pid, quarter)
                 or max_recipients(len(personnel(sctx.conn, pid, first, last))) < 1)
 
-    made, skipped = once_each(partners_with_personnel(sctx.conn, first, last), nothing_to_generate,
-                              lambda pid: sctx.start(NAME, {"partner": sctx.partner_code(pid), "quarter": quarter}))
-    made_names = ", ".join(sctx.partner_code(pid) for pid in made) or "-"
-    skipped_names = ", ".join(sctx.partner_code(pid) for pid in skipped) or "-"
+    partners = partners_with_personnel(sctx.conn, first, last)
+    codes = sctx.partner_codes(partners)
+    made, skipped = once_each(partners, nothing_to_generate,
+                              lambda pid: sctx.start(NAME, {"partner": codes[pid], "quarter": quarter}))
+    made_names = ", ".join(codes[pid] for pid in made) or "-"
+    skipped_names = ", ".join(codes[pid] for pid in skipped) or "-"
     return f"{quarter}: generated {made_names}; skipped {skipped_names}"
 
 

@@ -350,21 +350,26 @@ WORKFLOW = Workflow(
 # -- calendar schedule: reseller-customer incentives per quarter ---------------------------------------
 def start_reseller_payouts(sctx: ScheduleCtx) -> str:
     """At each quarter start: a payout for every partner whose reseller-customer incentives of the previous
-    quarter reach the threshold (FAQ 5.5.4); below it there is no incentive."""
+    quarter reach the threshold (FAQ 5.5.4); below it there is no incentive. A partner whose payout of the
+    quarter exists already (started by hand, or by an earlier slot of a catch-up) is reported as skipped."""
     period = previous_quarter(sctx.program_date())
     threshold = reseller_threshold()
-    started, below = [], []
-    for total in totals_for_period(sctx.conn, "reseller_customer", period):
-        code = sctx.partner_code(total.partner_id)
+    totals = totals_for_period(sctx.conn, "reseller_customer", period)
+    codes = sctx.partner_codes(t.partner_id for t in totals)
+    started, below, skipped = [], [], []
+    for total in totals:
+        code = codes[total.partner_id]
         if total.total < threshold:
             below.append(code)
             continue
         if sctx.case_exists(NAME, total.partner_id, f"reseller_customer:{period}"):
+            skipped.append(code)
             continue
         sctx.start(NAME, {"partner": code, "kind": "reseller_customer", "period": period,
                           "amount": str(total.total), "currency": total.currency})
         started.append(code)
-    return f"{period}: started {', '.join(started) or '-'}; below threshold {', '.join(below) or '-'}"
+    return (f"{period}: started {', '.join(started) or '-'}; below threshold {', '.join(below) or '-'}; "
+            f"skipped {', '.join(skipped) or '-'}")
 
 
 SCHEDULES = [CalendarSchedule("reseller_incentive_quarter", quarter_start(time(9, 0)), start_reseller_payouts,

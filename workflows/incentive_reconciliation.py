@@ -50,9 +50,9 @@ from engine.incentives import (
     incentive_lines,
     list_incentives,
     list_withholding_rates,
+    partners_with_incentives,
     previous_month,
     set_withholding_rate,
-    totals_for_period,
 )
 from engine.models import Instance
 from engine.roles import ADMIN, FINANCE, OPERATIONS_MANAGER, PARTNER_ADMIN, SYSTEM
@@ -224,10 +224,11 @@ def open_slot(after: datetime) -> datetime:
 def open_reconciliations(sctx: ScheduleCtx) -> str:
     """Open last month's reconciliation for every partner with monthly incentives (idempotent per partner)."""
     period = previous_month(sctx.program_date())
-    partners = [t.partner_id for t in totals_for_period(sctx.conn, "monthly", period)]
+    partners = partners_with_incentives(sctx.conn, "monthly", period)
+    codes = sctx.partner_codes(partners)
     opened, skipped = once_each(partners, lambda pid: sctx.case_exists(NAME, pid, period),
-                                lambda pid: sctx.start(NAME, {"partner": sctx.partner_code(pid), "period": period}))
-    names = ", ".join(sctx.partner_code(pid) for pid in opened) or "-"
+                                lambda pid: sctx.start(NAME, {"partner": codes[pid], "period": period}))
+    names = ", ".join(codes[pid] for pid in opened) or "-"
     return f"{period}: opened {len(opened)} ({names}); already open {len(skipped)}"
 
 

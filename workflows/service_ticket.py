@@ -19,8 +19,8 @@ Rules enforced:
 - Registered-country change (FAQ 2.1.10): the registered country cannot be
   changed in the normal flow, only through a ticket of type
   ``registered_country_change`` with a stated ``reason`` and the
-  ``new_country`` (two letters); both are required for that type. The new
-  country must differ from the registered country of the partner's account
+  ``new_country`` (an existing ISO 3166-1 alpha-2 code); both are required for
+  that type. The new country must differ from the registered country of the partner's account
   (the partner account, else the partner admin's: the country FAQ 2.1.1
   compares, not the partner's holiday-calendar ``region``); with no account
   on record this is checked when the operator makes the change
@@ -78,8 +78,9 @@ def country_change_states_reason(ctx: Ctx) -> str | None:
         raise ValidationError("reason", "is required: a registered-country change must state its reason (FAQ 2.1.10)")
     if not ctx.data.get("new_country"):
         raise ValidationError("new_country", "is required for a registered-country change")
+    new_country = accounts.country_code(ctx.data["new_country"], "new_country")
     account = accounts.registered_account(ctx.conn, ctx.partner) if ctx.partner else None
-    if account is not None and ctx.data["new_country"] == account["registered_country"]:
+    if account is not None and new_country == account["registered_country"]:
         raise ValidationError("new_country", f"is already the registered country ({account['registered_country']}) "
                                              f"of account {account['login_id']}")
     return None

@@ -124,3 +124,24 @@ def test_every_command_group_reports_a_refusal_as_one_line_and_exit_1(cli, args,
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     if message is not None:
         assert lines[0] == message
+
+
+@pytest.mark.parametrize("ticket, message", [
+    ("²", "error: ticket: '²' is not a service ticket number"),
+    ("12345678901234567890", "error: ticket: 12345678901234567890 is out of range (1 to 9223372036854775807)"),
+    ("#0", "error: ticket: 0 is out of range (1 to 9223372036854775807)"),
+])
+def test_change_country_refuses_a_ticket_that_is_no_case_number_in_one_line(cli, ticket, message):
+    cli("accounts", "add", "--login-id", "acme-partner", "--name", "Acme Cloud", "--kind", "partner",
+        "--partner", "ACME")
+    result = cli("accounts", "change-country", "acme-partner", "--country", "DE", "--ticket", ticket, "--as", "oscar",
+                 ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_date_options_ignore_spaces_around_the_date(cli):
+    person = json.loads(cli("incentives", "person", "--partner", "ACME", "--name", "Li", "--started", " 2026-01-05 ",
+                            "--ended", "2026-03-31\t").stdout)
+    assert (person["started_on"], person["ended_on"]) == ("2026-01-05", "2026-03-31")

@@ -58,6 +58,18 @@ def test_certificates_renew_automatically_on_january_31(runtime, people):
     assert {m.recipient for m in renewed} >= {"contact@acme.example", "kontakt@nord.example"}
 
 
+def test_renewal_happens_at_january_31_midnight_beijing_to_the_second(runtime, people):
+    a = certificate(runtime, people)
+    start_worker_at(runtime, datetime(2027, 1, 20, tzinfo=UTC))
+    runtime.advance_to(RENEWAL_2027 - timedelta(seconds=1))
+    view = runtime.get(a["id"])
+    assert view["data"]["valid_until"] == "2027-01-31" and view["data"]["renewals"] == 0
+    runtime.advance_to(RENEWAL_2027)
+    view = runtime.get(a["id"])
+    assert view["data"]["valid_until"] == "2028-01-31" and view["data"]["renewals"] == 1
+    assert (view["history"][-1]["event"], view["history"][-1]["at"]) == ("renew", RENEWAL_2027.isoformat())
+
+
 def test_renewal_runs_once_per_year(runtime, people):
     a = certificate(runtime, people)
     start_worker_at(runtime, datetime(2027, 1, 20, tzinfo=UTC))

@@ -130,6 +130,39 @@ def test_second_generation_of_a_quarter_and_partner_without_enough_people_refuse
     assert counts(runtime.db) == before
 
 
+def schedule_result(runtime):
+    from engine.models import Schedule
+
+    sc = Schedule.__table__
+    with runtime.db.read() as conn:
+        return conn.execute(select(sc.c.last_slot, sc.c.last_result).where(sc.c.name == "funding_head_quarter")).one()
+
+
+def test_quarter_start_generates_for_exactly_two_dedicated_people_one_recipient(runtime, people):
+    """Half of two is one recipient, so the case is generated; half of one is none, so NORD is skipped."""
+    with runtime.db.write() as conn:
+        for partner, name in (("ACME", "Ann"), ("ACME", "Ben"), ("NORD", "Solo")):
+            add_person(conn, partner=partner, name=name, started_on=date(2025, 6, 1), ended_on=None, now=runtime.now())
+    runtime.advance_to(datetime(2026, 4, 1, 1, 1, tzinfo=UTC))  # 1 April 09:01 Beijing: quarter start
+    with runtime.db.read() as conn:
+        [row] = conn.execute(select(I).where(I.c.workflow == "funding_head")).all()
+    case = runtime.get(row.id)
+    assert case["partner"] == "ACME"
+    assert (case["data"]["quarter"], case["data"]["dedicated"], case["data"]["max_recipients"]) == ("2026-Q1", 2, 1)
+    last = schedule_result(runtime)
+    assert last.last_slot == datetime(2026, 4, 1, 1, 0, tzinfo=UTC)
+    assert last.last_result == "2026-Q1: generated ACME; skipped NORD"
+
+
+def test_quarter_start_skips_a_partner_whose_case_was_generated_by_hand(runtime, people, staff):
+    by_hand = runtime.start("funding_head", {"partner": "ACME", "quarter": "2026-Q1"}, people["alice"])
+    runtime.advance_to(datetime(2026, 4, 1, 1, 1, tzinfo=UTC))
+    with runtime.db.read() as conn:
+        rows = conn.execute(select(I.c.id).where(I.c.workflow == "funding_head")).all()
+    assert [r.id for r in rows] == [by_hand["id"]]
+    assert schedule_result(runtime).last_result == "2026-Q1: generated -; skipped ACME, NORD"
+
+
 def test_funding_head_templates_render(runtime, people, staff, generated):
     from notifications.render import render_message
 

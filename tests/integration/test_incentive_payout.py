@@ -285,6 +285,26 @@ def test_quarter_start_schedule_starts_reseller_payouts_reaching_threshold(runti
         ("reseller_customer", "2026-Q1", "5000.00", "quarterly")]
 
 
+def test_quarter_start_schedule_skips_a_partner_whose_reseller_payout_was_started_by_hand(runtime, people, monkeypatch):
+    from engine.models import Schedule
+
+    monkeypatch.setenv("PARTNERFLOW_RESELLER_QUARTER_THRESHOLD", "5000.00")
+    with runtime.db.write() as conn:
+        for partner, amount, cur in (("ACME", "6000.00", "CNY"), ("NORD", "4999.99", "EUR")):
+            add_incentive(conn, partner=partner, kind="reseller_customer", period="2026-Q1", item="customer A",
+                          amount=amount, currency=cur, by="fiona", now=runtime.now())
+    by_hand = start(runtime, people, kind="reseller_customer", period="2026-Q1", amount="6000.00", currency="CNY")
+    runtime.advance_to(datetime(2026, 4, 1, 1, 1, tzinfo=UTC))  # 1 April 09:01 Beijing: quarter start
+    with runtime.db.read() as conn:
+        rows = conn.execute(select(I.c.id).where(I.c.workflow == "incentive_payout")).all()
+        sc = Schedule.__table__
+        last = conn.execute(select(sc.c.last_slot, sc.c.last_result)
+                            .where(sc.c.name == "reseller_incentive_quarter")).one()
+    assert [r.id for r in rows] == [by_hand["id"]]
+    assert last.last_slot == datetime(2026, 4, 1, 1, 0, tzinfo=UTC)
+    assert last.last_result == "2026-Q1: started -; below threshold NORD; skipped ACME"
+
+
 # -- templates ----------------------------------------------------------------------------------------------------
 def test_payout_templates_render_in_both_languages(runtime, people, taxes):
     from notifications.render import render_message

@@ -121,6 +121,26 @@ def test_open_working_day_outside_first_five_refused(monkeypatch):
         open_slot(datetime(2026, 4, 1, tzinfo=UTC))
 
 
+def test_open_working_day_5_is_the_last_allowed_and_skips_the_qingming_holiday(monkeypatch):
+    """April 2026 in mainland China: working days 1-3 April, then the Qingming break 4-6 April, so the
+    5th working day is Wednesday 8 April."""
+    from workflows.incentive_reconciliation import open_slot
+
+    monkeypatch.setenv("PARTNERFLOW_RECONCILIATION_OPEN_WORKING_DAY", "5")
+    assert open_slot(datetime(2026, 4, 1, tzinfo=UTC)) == datetime(2026, 4, 8, 1, 0, tzinfo=UTC)
+
+
+def test_open_working_day_0_refused(monkeypatch):
+    from workflows.incentive_reconciliation import open_slot
+
+    monkeypatch.setenv("PARTNERFLOW_RECONCILIATION_OPEN_WORKING_DAY", "0")
+    with pytest.raises(ValidationError) as err:
+        open_slot(datetime(2026, 4, 1, tzinfo=UTC))
+    assert err.value.field == "PARTNERFLOW_RECONCILIATION_OPEN_WORKING_DAY"
+    assert err.value.reason == ("0 is outside 1..5: reconciliations open within the first 5 working days "
+                                "(FAQ 5.5.2)")
+
+
 def test_january_reconciliation_opens_after_new_year_holiday(runtime, people, monkeypatch):
     monkeypatch.setenv("PARTNERFLOW_RECONCILIATION_OPEN_WORKING_DAY", "1")
     runtime.clock.set(datetime(2026, 12, 30, 1, 0, tzinfo=UTC))

@@ -168,6 +168,16 @@ def test_country_change_ticket_compares_the_accounts_registered_country_not_the_
         country_change(runtime, people, new_country="CN", reason="again")
 
 
+def test_country_change_ticket_refuses_a_country_code_that_does_not_exist(runtime, people):
+    """ZZ has the shape of a country code but names no country: refused when the ticket is raised, not later."""
+    before = counts(runtime.db)
+    with pytest.raises(ValidationError) as err:
+        country_change(runtime, people, new_country="ZZ", reason="moved")
+    assert err.value.field == "new_country"
+    assert err.value.reason == "'ZZ' is not an ISO 3166-1 alpha-2 country code (such as CN or DE)"
+    assert counts(runtime.db) == before
+
+
 def test_country_change_ticket_falls_back_to_the_partner_admins_account(runtime, people):
     with runtime.db.write() as conn:
         accounts.add_account(conn, {"login_id": "acme-admin", "name": "Acme Admin", "registered_country": "HK"},
